@@ -1,0 +1,1 @@
+"""Engram's MCP wiring: settings, the server, its resources and prompts, transports and the CLI."""

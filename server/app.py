@@ -1,0 +1,166 @@
+"""The composition root: `build_server(settings)` makes the MCP server and registers everything it offers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+from server.instructions import INSTRUCTIONS
+from server.settings import Settings
+from server.toolkit import as_mcp_tool, resource_errors
+from storage.database import Database, open_database
+from storage.principals import LOCAL_PRINCIPAL, ensure_principal
+from tools import agents, core_memory
+from tools.scope import AgentDefaults, Scope
+
+log = logging.getLogger(__name__)
+
+DatabaseOpener = Callable[[], Database]
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What the lifespan opens for the server's lifetime; tools reach it through the request context."""
+
+    settings: Settings
+    database: Database
+    local_owner: uuid.UUID
+
+    def scope(self) -> Scope:
+        return Scope(
+            sessions=self.database.sessions,
+            owner_id=self.local_owner,
+            defaults=AgentDefaults(
+                name=self.settings.default_agent,
+                persona=self.settings.default_persona,
+                human=self.settings.default_human,
+                block_char_limit=self.settings.block_char_limit,
+            ),
+            max_input_chars=self.settings.max_input_chars,
+        )
+
+
+def default_opener(settings: Settings) -> DatabaseOpener:
+    return lambda: open_database(settings.sqlalchemy_url(), settings.data_dir)
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, opener: DatabaseOpener | None = None) -> AsyncIterator[AppContext]:
+    """Open the database (off the event loop: the embedded server's start blocks) and the local principal."""
+    database = await anyio.to_thread.run_sync(opener or default_opener(settings))
+    try:
+        async with database.sessions.begin() as session:
+            owner = await ensure_principal(session, LOCAL_PRINCIPAL)
+        yield AppContext(settings=settings, database=database, local_owner=owner)
+    finally:
+        await database.close()
+
+
+def scope_of(ctx: Context) -> Scope:
+    app: AppContext = ctx.request_context.lifespan_context
+    return app.scope()
+
+
+READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+EDIT = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
+DESTRUCTIVE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False)
+
+TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
+    (core_memory.core_memory_view, READ_ONLY),
+    (core_memory.core_memory_append, EDIT),
+    (core_memory.core_memory_replace, EDIT),
+    (core_memory.memory_insert, EDIT),
+    (core_memory.memory_replace, EDIT),
+    (core_memory.memory_rethink, EDIT),
+    (agents.agent_create, EDIT),
+    (agents.agent_list, READ_ONLY),
+    (agents.agent_delete, DESTRUCTIVE),
+]
+
+
+def build_server(settings: Settings, *, opener: DatabaseOpener | None = None) -> MCPServer[AppContext]:
+    """Create Engram's MCP server. `opener` replaces how the database is opened (the CLI starts it early)."""
+
+    running: list[AppContext] = []  # the open context, for static resources (the SDK gives them no Context)
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
+        async with open_app(settings, opener) as app:
+            running.append(app)
+            try:
+                yield app
+            finally:
+                running.remove(app)
+
+    server: MCPServer[AppContext] = MCPServer(
+        "engram",
+        title="Engram memory",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        lifespan=lifespan,
+        log_level=settings.log_level,
+    )
+    for operation, annotations in TOOLS:
+        server.add_tool(as_mcp_tool(operation, scope_of), annotations=annotations)
+    _register_resources(server, running)
+    _register_prompts(server)
+    return server
+
+
+def _register_resources(server: MCPServer[AppContext], running: list[AppContext]) -> None:
+    @server.resource("engram://agents", name="agents", mime_type="application/json")
+    async def agent_index() -> str:
+        """Your agents (the first 100, by name)."""
+        with resource_errors():
+            page = await agents.agent_list(running[-1].scope(), page=1, page_size=agents.MAX_PAGE_SIZE)
+        return page.model_dump_json()
+
+    @server.resource("engram://agents/{agent}", name="agent", mime_type="application/json")
+    async def agent_state(agent: str, ctx: Context) -> str:
+        """An agent's description and its blocks with their sizes and limits."""
+        with resource_errors():
+            info = await agents.agent_show(scope_of(ctx), agent)
+        return info.model_dump_json()
+
+    @server.resource("engram://agents/{agent}/memory", name="core-memory", mime_type="text/plain")
+    async def agent_memory(agent: str, ctx: Context) -> str:
+        """The agent's core memory, rendered exactly as it enters the agent's context."""
+        with resource_errors():
+            return await core_memory.core_memory_view(scope_of(ctx), agent)
+
+    @server.resource("engram://agents/{agent}/blocks/{label}", name="block", mime_type="text/plain")
+    async def block_value(agent: str, label: str, ctx: Context) -> str:
+        """The current text of one block."""
+        with resource_errors():
+            block = await core_memory.read_block(scope_of(ctx), agent, label)
+        return block.value
+
+
+def _register_prompts(server: MCPServer[AppContext]) -> None:
+    @server.prompt(name="memory", title="Load Engram memory")
+    async def memory(
+        ctx: Context,
+        agent: Annotated[str | None, Field(description="Agent whose memory to load; the default agent if omitted.")] = None,
+    ) -> str:
+        """Inject the agent's core memory and the memory-use instructions into this conversation."""
+        with resource_errors():
+            rendered = await core_memory.core_memory_view(scope_of(ctx), agent)
+        return f"{INSTRUCTIONS}\nThis is your core memory now:\n\n{rendered}"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("engram")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,164 @@
+"""Engram's settings, layered: defaults → config.toml → ENGRAM_* environment → CLI flags.
+
+Each layer is read explicitly so that an invalid value can be reported with the place it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from storage.errors import ConfigurationError
+
+ENV_PREFIX = "ENGRAM_"
+CONFIG_ENV = "ENGRAM_CONFIG"
+
+DEFAULT_PERSONA = (
+    "I am a helpful assistant with a long-term memory. I keep what I learn about the user in the "
+    "'human' block and notes about myself in this 'persona' block, and I update both as I learn."
+)
+DEFAULT_HUMAN = "Nothing is known about the user yet."
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("engram", appauthor=False))
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("engram", appauthor=False)) / "config.toml"
+
+
+class SettingsError(ConfigurationError):
+    """Settings could not be loaded; the message names the key, its source and what to change."""
+
+
+class Settings(BaseSettings):
+    """Every setting Engram reads. `config.example.toml` documents each one."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded PostgreSQL keeps its data (unused with database_url).",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql:// URL of an external PostgreSQL with pgvector; unset = embedded server.",
+    )
+    default_agent: str = Field(
+        default="default",
+        min_length=1,
+        max_length=100,
+        description="The agent a tool call uses when it names none; created on first use.",
+    )
+    block_char_limit: int = Field(
+        default=5000, ge=100, le=1_000_000, description="Character limit of new core-memory blocks."
+    )
+    max_input_chars: int = Field(
+        default=100_000, ge=1000, le=10_000_000, description="Longest text any tool argument may carry."
+    )
+    default_persona: str = Field(default=DEFAULT_PERSONA, description="Initial 'persona' block of new agents.")
+    default_human: str = Field(default=DEFAULT_HUMAN, description="Initial 'human' block of new agents.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the server's stderr log."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() merges the layers itself; the class validates what it is given.
+        return (init_settings,)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        url = value.get_secret_value()
+        if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("must start with postgresql:// (for example postgresql://user@host:5432/engram)")
+        return value
+
+    def sqlalchemy_url(self) -> str | None:
+        """The external database URL in the form SQLAlchemy's psycopg driver expects, if one is set."""
+        if self.database_url is None:
+            return None
+        url = self.database_url.get_secret_value()
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Merge the layers and validate once; raise SettingsError naming the offending key and its source."""
+    env = dict(os.environ if environ is None else environ)
+    fields = Settings.model_fields
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    path, explicit = _config_path(config_file, env)
+    if path is not None and (explicit or path.exists()):
+        for key, value in _read_toml(path).items():
+            if key not in fields:
+                known = ", ".join(sorted(fields))
+                raise SettingsError(f"unknown setting '{key}' in {path}; known settings: {known}")
+            values[key], origin[key] = value, str(path)
+
+    for key in fields:
+        name = ENV_PREFIX + key.upper()
+        if name in env:
+            values[key], origin[key] = env[name], f"environment variable {name}"
+
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key], origin[key] = value, f"command-line flag --{key.replace('_', '-')}"
+
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else "?"
+            source = origin.get(key, "defaults")
+            problems.append(f"invalid setting '{key}' (from {source}): {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None
+
+
+def _config_path(config_file: Path | None, env: dict[str, str]) -> tuple[Path | None, bool]:
+    if config_file is not None:
+        return config_file.expanduser(), True
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser(), True
+    return default_config_file(), False
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist; create it or drop --config/{CONFIG_ENV}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None

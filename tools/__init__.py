@@ -1,0 +1,1 @@
+"""Engram's memory operations, one module per memory tier; they know nothing of MCP transports."""
