@@ -14,6 +14,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from server import engram_version
 from server.instructions import INSTRUCTIONS
 from server.settings import Settings
 from server.toolkit import as_mcp_tool, resource_errors
@@ -105,7 +106,7 @@ def build_server(settings: Settings, *, opener: DatabaseOpener | None = None) ->
         "engram",
         title="Engram memory",
         instructions=INSTRUCTIONS,
-        version=_version(),
+        version=engram_version(),
         lifespan=lifespan,
         log_level=settings.log_level,
     )
@@ -155,12 +156,3 @@ def _register_prompts(server: MCPServer[AppContext]) -> None:
         with resource_errors():
             rendered = await core_memory.core_memory_view(scope_of(ctx), agent)
         return f"{INSTRUCTIONS}\nThis is your core memory now:\n\n{rendered}"
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("engram")
-    except PackageNotFoundError:
-        return "0.0.0"

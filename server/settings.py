@@ -118,7 +118,7 @@ def load_settings(
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
 
-    path, explicit = _config_path(config_file, env)
+    path, explicit = config_path(config_file, env)
     if path is not None and (explicit or path.exists()):
         for key, value in _read_toml(path).items():
             if key not in fields:
@@ -146,7 +146,7 @@ def load_settings(
         raise SettingsError("; ".join(problems)) from None
 
 
-def _config_path(config_file: Path | None, env: dict[str, str]) -> tuple[Path | None, bool]:
+def config_path(config_file: Path | None, env: dict[str, str]) -> tuple[Path | None, bool]:
     if config_file is not None:
         return config_file.expanduser(), True
     if env.get(CONFIG_ENV):

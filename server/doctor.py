@@ -1,0 +1,89 @@
+"""`engram doctor`: check the settings, the data directory, the database and pgvector, and say what is wrong."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.settings import Settings, config_path
+from storage.errors import EngramError
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def run_checks(settings: Settings, config_file: Path | None) -> list[Check]:
+    path, explicit = config_path(config_file, dict(os.environ))
+    used = path is not None and (explicit or path.exists())
+    checks = [Check("settings", True, f"read {path}" if used else f"defaults and environment (no {path})")]
+
+    url = settings.sqlalchemy_url()
+    if url is None:
+        checks.append(_data_dir(settings.data_dir))
+        if not checks[-1].ok:
+            return checks
+        try:
+            from storage.embedded import start_embedded
+
+            embedded = start_embedded(settings.data_dir)
+        except EngramError as exc:
+            return [*checks, Check("embedded PostgreSQL", False, str(exc))]
+        url = embedded.sqlalchemy_url
+        checks.append(Check("embedded PostgreSQL", True, f"running, data in {embedded.pgdata}"))
+    return checks + _database(url)
+
+
+def _data_dir(data_dir: Path) -> Check:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=data_dir):
+            pass
+    except OSError as exc:
+        return Check("data_dir", False, f"{data_dir} is not writable ({exc}); set data_dir or ENGRAM_DATA_DIR")
+    return Check("data_dir", True, f"{data_dir} is writable")
+
+
+def _database(url: str) -> list[Check]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    from storage.database import first_line, redact
+    from storage.migrate import HEAD, current_revision
+
+    engine = create_engine(url, poolclass=NullPool)
+    checks: list[Check] = []
+    try:
+        with engine.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar()
+            checks.append(Check("database", True, f"PostgreSQL {version} at {redact(url)}"))
+            installed = connection.execute(text("SELECT extversion FROM pg_extension WHERE extname='vector'")).scalar()
+            available = connection.execute(
+                text("SELECT default_version FROM pg_available_extensions WHERE name='vector'")
+            ).scalar()
+            if installed:
+                checks.append(Check("pgvector", True, f"version {installed} installed"))
+            elif available:
+                checks.append(Check("pgvector", True, f"version {available} available; installed at first start"))
+            else:
+                checks.append(Check("pgvector", False, "not available on this server; install pgvector there"))
+            revision = current_revision(connection)
+            if revision == HEAD:
+                agents = connection.execute(text("SELECT count(*) FROM agents")).scalar()
+                blocks = connection.execute(text("SELECT count(*) FROM blocks")).scalar()
+                checks.append(Check("schema", True, f"revision {revision} (current); {agents} agents, {blocks} blocks"))
+            elif revision is None:
+                checks.append(Check("schema", True, "not created yet; 'engram serve' creates it at start"))
+            else:
+                checks.append(Check("schema", True, f"revision {revision}; 'engram serve' migrates it to {HEAD}"))
+    except DBAPIError as exc:
+        checks.append(Check("database", False, f"cannot connect to {redact(url)}: {first_line(exc.orig)}"))
+    finally:
+        engine.dispose()
+    return checks

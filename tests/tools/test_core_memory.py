@@ -1,0 +1,177 @@
+"""Core memory through a real MCP client (in memory) against a real PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp.client.client import Client
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from tests.conftest import call, call_error
+
+pytestmark = pytest.mark.anyio
+
+
+
+async def test_first_call_creates_the_default_agent_with_persona_and_human(client: Client) -> None:
+    view = (await call(client, "core_memory_view"))["text"]
+    assert '<memory_blocks agent="default">' in view
+    assert "<persona>" in view and "<human>" in view
+    assert "- chars_limit=5000" in view
+    agents = await call(client, "agent_list")
+    assert [a["name"] for a in agents["agents"]] == ["default"]
+
+
+async def test_append_adds_a_line_and_reports_sizes(client: Client) -> None:
+    await call(client, "memory_rethink", label="human", new_memory="Name: Ada")
+    result = await call(client, "core_memory_append", label="human", content="Likes green tea.")
+    assert result["value"] == "Name: Ada\nLikes green tea."
+    assert result["chars_current"] == len("Name: Ada\nLikes green tea.")
+    assert result["chars_limit"] == 5000
+    assert result["version"] == 3
+
+
+async def test_append_to_an_empty_block_adds_no_leading_newline(client: Client) -> None:
+    await call(client, "memory_rethink", label="human", new_memory="")
+    result = await call(client, "core_memory_append", label="human", content="First fact.")
+    assert result["value"] == "First fact."
+
+
+async def test_core_memory_replace_replaces_every_occurrence_and_empty_deletes(client: Client) -> None:
+    await call(client, "memory_rethink", label="human", new_memory="tea, tea and more tea")
+    result = await call(client, "core_memory_replace", label="human", old_content="tea", new_content="coffee")
+    assert result["value"] == "coffee, coffee and more coffee"
+    result = await call(client, "core_memory_replace", label="human", old_content=" and more coffee", new_content="")
+    assert result["value"] == "coffee, coffee"
+
+
+async def test_replace_of_missing_text_names_the_block_and_changes_nothing(client: Client) -> None:
+    before = await call(client, "memory_rethink", label="human", new_memory="Likes coffee")
+    message = await call_error(client, "core_memory_replace", label="human", old_content="tea", new_content="x")
+    assert "block 'human' has no text 'tea'" in message and "core_memory_view" in message
+    after = await call(client, "memory_insert", label="human", new_str="probe", insert_line=0)
+    assert after["version"] == before["version"] + 1  # no write happened in between
+
+
+async def test_memory_insert_places_text_at_a_line(client: Client) -> None:
+    await call(client, "memory_rethink", label="human", new_memory="one\nthree")
+    assert (await call(client, "memory_insert", label="human", new_str="two", insert_line=1))["value"] == "one\ntwo\nthree"
+    assert (await call(client, "memory_insert", label="human", new_str="zero", insert_line=0))["value"].startswith("zero\none")
+    assert (await call(client, "memory_insert", label="human", new_str="four"))["value"].endswith("three\nfour")
+    message = await call_error(client, "memory_insert", label="human", new_str="x", insert_line=9)
+    assert "insert_line 9 is past the end of block 'human', which has 5 lines" in message
+
+
+async def test_memory_replace_needs_exactly_one_match(client: Client) -> None:
+    await call(client, "memory_rethink", label="human", new_memory="likes tea\nowns a tea pot")
+    message = await call_error(client, "memory_replace", label="human", old_str="tea", new_str="coffee")
+    assert "occurs 2 times" in message and "lines [1, 2]" in message
+    result = await call(client, "memory_replace", label="human", old_str="likes tea", new_str="likes coffee")
+    assert result["value"] == "likes coffee\nowns a tea pot"
+    assert "has no text" in await call_error(client, "memory_replace", label="human", old_str="cocoa", new_str="x")
+
+
+async def test_append_past_the_limit_is_refused_with_both_sizes(client: Client) -> None:
+    await call(client, "agent_create", name="small", blocks=[{"label": "notes", "value": "12345", "limit": 10}])
+    message = await call_error(client, "core_memory_append", agent="small", label="notes", content="abcdef")
+    assert "would hold 12 characters, over its limit of 10 (it holds 5 now)" in message
+    view = (await call(client, "core_memory_view", agent="small"))["text"]
+    assert "<value>\n12345\n</value>" in view
+
+
+async def test_read_only_blocks_refuse_every_edit(client: Client) -> None:
+    await call(
+        client, "agent_create", name="ro", blocks=[{"label": "rules", "value": "Be kind.", "read_only": True}]
+    )
+    edits: list[tuple[str, dict[str, Any]]] = [
+        ("core_memory_append", {"content": "x"}),
+        ("core_memory_replace", {"old_content": "kind", "new_content": "mean"}),
+        ("memory_insert", {"new_str": "x"}),
+        ("memory_replace", {"old_str": "kind", "new_str": "mean"}),
+        ("memory_rethink", {"new_memory": "x"}),
+    ]
+    for tool, arguments in edits:
+        message = await call_error(client, tool, agent="ro", label="rules", **arguments)
+        assert "block 'rules' of agent 'ro' is read-only" in message
+    assert "<value>\nBe kind.\n</value>" in (await call(client, "core_memory_view", agent="ro"))["text"]
+    assert "- read_only=true" in (await call(client, "core_memory_view", agent="ro"))["text"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"label": "human", "content": ""}, "'content' is empty"),
+        ({"label": "human", "content": "   "}, "'content' is empty"),
+        ({"label": "human", "content": "x" * 100_001}, "'content' is 100001 characters, over the maximum of 100000"),
+        ({"label": "human", "content": "a\x00b"}, "NUL character"),
+        ({"label": "nope", "content": "x"}, "agent 'default' has no block 'nope'; its blocks are: 'persona', 'human'"),
+        ({"label": "bad label!", "content": "x"}, "block label 'bad label!' is not valid"),
+        ({"label": "human", "content": "x", "agent": "ghost"}, "agent 'ghost' does not exist"),
+        ({"label": "human", "content": "x", "agent": "../etc"}, "agent name '../etc' is not valid"),
+        ({"label": 123, "content": "x"}, "label"),
+        ({"content": "x"}, "label"),
+    ],
+)
+async def test_bad_input_gets_a_clear_error_and_changes_nothing(
+    client: Client, arguments: dict[str, Any], expected: str
+) -> None:
+    before = (await call(client, "core_memory_view"))["text"]
+    message = await call_error(client, "core_memory_append", **arguments)
+    assert expected in message
+    assert (await call(client, "core_memory_view"))["text"] == before
+
+
+async def test_every_edit_writes_the_previous_value_to_history(client: Client, database_url: str) -> None:
+    await call(client, "memory_rethink", label="human", new_memory="v2")
+    await call(client, "core_memory_append", label="human", content="v3")
+    await call(client, "core_memory_replace", label="human", old_content="v3", new_content="w3")
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT h.version, h.value, h.actor FROM block_history h JOIN blocks b ON b.id = h.block_id "
+                "WHERE b.label = 'human' ORDER BY h.version"
+            )
+        ).all()
+    engine.dispose()
+    assert [(r.version, r.actor) for r in rows] == [
+        (1, "memory_rethink"),
+        (2, "core_memory_append"),
+        (3, "core_memory_replace"),
+    ]
+    assert rows[1].value == "v2" and rows[2].value == "v2\nv3"
+
+
+async def test_agents_keep_their_memories_apart(client: Client) -> None:
+    await call(client, "agent_create", name="project-a", human="Works on A")
+    await call(client, "agent_create", name="project-b", human="Works on B")
+    await call(client, "core_memory_append", agent="project-a", label="human", content="Secret of A")
+    assert "Secret of A" not in (await call(client, "core_memory_view", agent="project-b"))["text"]
+    assert "Secret of A" not in (await call(client, "core_memory_view"))["text"]
+
+
+async def test_agent_create_twice_is_a_conflict(client: Client) -> None:
+    await call(client, "agent_create", name="twice")
+    assert "agent 'twice' already exists" in await call_error(client, "agent_create", name="twice")
+
+
+async def test_agent_delete_removes_its_blocks_and_the_name_is_free_again(client: Client) -> None:
+    await call(client, "agent_create", name="gone", human="old")
+    deleted = await call(client, "agent_delete", name="gone")
+    assert deleted == {"name": "gone", "blocks_deleted": 2}
+    assert "agent 'gone' does not exist" in await call_error(client, "core_memory_view", agent="gone")
+    assert "agent 'gone' does not exist" in await call_error(client, "agent_delete", name="gone")
+    created = await call(client, "agent_create", name="gone")
+    assert [b["label"] for b in created["blocks"]] == ["persona", "human"]
+
+
+async def test_agent_list_pages(client: Client) -> None:
+    for n in range(5):
+        await call(client, "agent_create", name=f"agent-{n}")
+    first = await call(client, "agent_list", page=1, page_size=2)
+    assert [a["name"] for a in first["agents"]] == ["agent-0", "agent-1"]
+    assert first["total"] == 5 and first["next_page"] == 2
+    last = await call(client, "agent_list", page=3, page_size=2)
+    assert [a["name"] for a in last["agents"]] == ["agent-4"] and last["next_page"] is None
