@@ -240,3 +240,7 @@ def _doctor(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
         failures += not check.ok
     return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

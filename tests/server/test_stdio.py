@@ -1,0 +1,73 @@
+"""`engram serve` as a host runs it: a subprocess over stdio, with its own embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.conftest import call
+
+pytestmark = pytest.mark.anyio
+
+
+def engram_command() -> str:
+    found = shutil.which("engram", path=str(Path(sys.executable).parent)) or shutil.which("engram")
+    assert found, "the 'engram' command is not installed; run the README's install command first"
+    return found
+
+
+@asynccontextmanager
+async def engram_serve(data_dir: Path) -> AsyncIterator[Client]:
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    environment["ENGRAM_DATA_DIR"] = str(data_dir)
+    parameters = StdioServerParameters(command=engram_command(), args=["serve"], env=environment)
+    async with Client(parameters, mode="legacy") as client:
+        yield client
+
+
+async def test_engram_serve_offers_the_tools_over_stdio(tmp_path: Path) -> None:
+    async with engram_serve(tmp_path) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"core_memory_view", "core_memory_append", "memory_rethink", "agent_create"} <= names
+        result = await call(client, "core_memory_append", label="human", content="Prefers dark mode.")
+        assert result["value"].endswith("\nPrefers dark mode.")
+
+
+async def test_memory_survives_a_server_restart(tmp_path: Path) -> None:
+    async with engram_serve(tmp_path) as client:
+        await call(client, "core_memory_append", label="human", content="Lives in Lisbon.")
+    async with engram_serve(tmp_path) as client:
+        view = (await call(client, "core_memory_view"))["text"]
+    assert view.count("Lives in Lisbon.") == 1
+    assert not (tmp_path / "pg" / "postmaster.pid").exists(), "the last server to exit must stop PostgreSQL"
+
+
+async def test_two_server_processes_on_one_data_dir_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    per_process = 15
+    async with engram_serve(tmp_path) as first, engram_serve(tmp_path) as second:
+
+        async def append_all(client: Client, tag: str) -> None:
+            for n in range(per_process):
+                await call(client, "core_memory_append", label="human", content=f"{tag}-{n}")
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(append_all, first, "a")
+            group.start_soon(append_all, second, "b")
+        seen_by_first = (await call(first, "core_memory_view"))["text"]
+        seen_by_second = (await call(second, "core_memory_view"))["text"]
+    assert seen_by_first == seen_by_second
+    async with engram_serve(tmp_path) as client:
+        after_restart = (await call(client, "core_memory_view"))["text"]
+    assert after_restart == seen_by_first
+    for tag in ("a", "b"):
+        for n in range(per_process):
+            assert after_restart.count(f"\n{tag}-{n}\n") == 1
