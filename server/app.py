@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
@@ -67,13 +67,12 @@ async def open_app(settings: Settings, opener: DatabaseOpener | None = None) -> 
 
 
 def scope_of(ctx: Context) -> Scope:
-    app: AppContext = ctx.request_context.lifespan_context
-    return app.scope()
+    return cast(AppContext, ctx.request_context.lifespan_context).scope()
 
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
-EDIT = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
-DESTRUCTIVE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+EDIT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
     (core_memory.core_memory_view, READ_ONLY),
@@ -110,8 +109,8 @@ def build_server(settings: Settings, *, opener: DatabaseOpener | None = None) ->
         lifespan=lifespan,
         log_level=settings.log_level,
     )
-    for operation, annotations in TOOLS:
-        server.add_tool(as_mcp_tool(operation, scope_of), annotations=annotations)
+    for operation, hints in TOOLS:
+        server.add_tool(as_mcp_tool(operation, scope_of), annotations=hints)
     _register_resources(server, running)
     _register_prompts(server)
     return server
@@ -150,7 +149,9 @@ def _register_prompts(server: MCPServer[AppContext]) -> None:
     @server.prompt(name="memory", title="Load Engram memory")
     async def memory(
         ctx: Context,
-        agent: Annotated[str | None, Field(description="Agent whose memory to load; the default agent if omitted.")] = None,
+        agent: Annotated[
+            str | None, Field(description="Agent whose memory to load; the default agent if omitted.")
+        ] = None,
     ) -> str:
         """Inject the agent's core memory and the memory-use instructions into this conversation."""
         with resource_errors():

@@ -58,7 +58,9 @@ def configure_logging(level: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="config.toml to read (default: $ENGRAM_CONFIG, then the user config dir)")
+    common.add_argument(
+        "--config", type=Path, help="config.toml to read (default: $ENGRAM_CONFIG, then the user config dir)"
+    )
     common.add_argument("--data-dir", dest="data_dir", help="where the embedded PostgreSQL keeps its data")
     common.add_argument("--database-url", dest="database_url", help="postgresql:// URL of an external database")
     common.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING or ERROR")

@@ -55,7 +55,8 @@ def _database(url: str) -> list[Check]:
     from sqlalchemy.pool import NullPool
 
     from storage.database import first_line, redact
-    from storage.migrate import HEAD, current_revision
+    from storage.migrate import current_revision
+    from storage.migrations import HEAD
 
     engine = create_engine(url, poolclass=NullPool)
     checks: list[Check] = []

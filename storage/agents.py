@@ -33,9 +33,7 @@ async def insert_if_absent(
     return await session.get_one(Agent, agent_id)
 
 
-async def list_page(
-    session: AsyncSession, owner_id: uuid.UUID, *, offset: int, limit: int
-) -> tuple[list[Agent], int]:
+async def list_page(session: AsyncSession, owner_id: uuid.UUID, *, offset: int, limit: int) -> tuple[list[Agent], int]:
     total = await session.scalar(select(func.count()).select_from(Agent).where(Agent.owner_id == owner_id))
     rows = await session.scalars(
         select(Agent).where(Agent.owner_id == owner_id).order_by(Agent.name).offset(offset).limit(limit)

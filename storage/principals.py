@@ -15,7 +15,7 @@ LOCAL_PRINCIPAL = "local"
 
 async def ensure_principal(session: AsyncSession, name: str) -> uuid.UUID:
     """The id of the principal called `name`, created if it does not exist yet (safe under concurrency)."""
-    created = await session.scalar(
+    created: uuid.UUID | None = await session.scalar(
         insert(Principal)
         .values(id=uuid.uuid4(), name=name)
         .on_conflict_do_nothing(index_elements=[Principal.name])

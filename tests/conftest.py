@@ -27,6 +27,8 @@ def anyio_backend() -> str:
     """Async tests run under anyio's plugin (`pytestmark = pytest.mark.anyio`), whose fixtures share the
     test's task: an MCP client opened in a fixture must be closed in the task that opened it."""
     return "asyncio"
+
+
 _numbers = itertools.count()
 
 
@@ -80,9 +82,11 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     assert not result.is_error, f"{tool} failed: {error_text(result)}"
     if result.structured_content is not None:
         structured = dict(result.structured_content)
-        return structured if set(structured) != {"result"} or not isinstance(structured["result"], str) else {
-            "text": structured["result"]
-        }
+        return (
+            structured
+            if set(structured) != {"result"} or not isinstance(structured["result"], str)
+            else {"text": structured["result"]}
+        )
     return {"text": error_text(result)}
 
 

@@ -38,9 +38,6 @@ def test_nothing_heavy_is_imported_at_module_level_of_the_server() -> None:
     for path in (ROOT / "server").rglob("*.py"):
         tree = ast.parse(path.read_text())
         top_level = {
-            alias.name.split(".")[0]
-            for node in tree.body
-            if isinstance(node, ast.Import)
-            for alias in node.names
+            alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names
         } | {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
         assert not top_level & heavy, path

@@ -195,7 +195,13 @@ async def agent_create(
         check_text(f"blocks[{spec.label}].value", spec.value, max_chars=scope.max_input_chars, allow_empty=True)
     async with scope.sessions.begin() as session:
         agent = await _create(
-            session, scope, name, description=description, blocks=specs, persona=persona, human=human,
+            session,
+            scope,
+            name,
+            description=description,
+            blocks=specs,
+            persona=persona,
+            human=human,
             reuse_existing=False,
         )
         return await agent_info(session, scope, agent)

@@ -25,7 +25,7 @@ def render_block(block: Block) -> str:
 def render_core_memory(agent_name: str, blocks: Iterable[Block]) -> str:
     body = "\n".join(render_block(block) for block in blocks)
     return (
-        f"<memory_blocks agent=\"{agent_name}\">\n"
+        f'<memory_blocks agent="{agent_name}">\n'
         "The following memory blocks are currently engaged in your core memory unit:\n\n"
         f"{body}\n"
         "</memory_blocks>"

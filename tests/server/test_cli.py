@@ -35,7 +35,12 @@ def test_agents_create_refuses_a_taken_name(database_url: str, capsys: pytest.Ca
 def test_doctor_reports_each_check(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--database-url", database_url]) == 0
     out = capsys.readouterr().out
-    for line in ("ok    settings", "ok    database: PostgreSQL 18", "ok    pgvector: version", "ok    schema: revision"):
+    for line in (
+        "ok    settings",
+        "ok    database: PostgreSQL 18",
+        "ok    pgvector: version",
+        "ok    schema: revision",
+    ):
         assert line in out
 
 

@@ -31,7 +31,7 @@ def test_config_path_can_come_from_the_environment(tmp_path: Path) -> None:
 def test_unknown_key_in_the_config_file_is_named(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text("block_limit = 10\n")
-    with pytest.raises(SettingsError, match="unknown setting 'block_limit' in .*config.toml"):
+    with pytest.raises(SettingsError, match=r"unknown setting 'block_limit' in .*config.toml"):
         load_settings(config, environ={})
 
 
@@ -40,7 +40,7 @@ def test_invalid_value_names_key_and_source(tmp_path: Path) -> None:
     config.write_text("block_char_limit = 5\n")
     with pytest.raises(SettingsError, match=r"invalid setting 'block_char_limit' \(from .*config.toml\)"):
         load_settings(config, environ={})
-    with pytest.raises(SettingsError, match="from command-line flag --database-url.*must start with postgresql://"):
+    with pytest.raises(SettingsError, match=r"from command-line flag --database-url.*must start with postgresql://"):
         load_settings(overrides={"database_url": "mysql://x"}, environ={})
 
 

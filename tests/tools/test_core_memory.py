@@ -14,7 +14,6 @@ from tests.conftest import call, call_error
 pytestmark = pytest.mark.anyio
 
 
-
 async def test_first_call_creates_the_default_agent_with_persona_and_human(client: Client) -> None:
     view = (await call(client, "core_memory_view"))["text"]
     assert '<memory_blocks agent="default">' in view
@@ -57,8 +56,12 @@ async def test_replace_of_missing_text_names_the_block_and_changes_nothing(clien
 
 async def test_memory_insert_places_text_at_a_line(client: Client) -> None:
     await call(client, "memory_rethink", label="human", new_memory="one\nthree")
-    assert (await call(client, "memory_insert", label="human", new_str="two", insert_line=1))["value"] == "one\ntwo\nthree"
-    assert (await call(client, "memory_insert", label="human", new_str="zero", insert_line=0))["value"].startswith("zero\none")
+    assert (await call(client, "memory_insert", label="human", new_str="two", insert_line=1))[
+        "value"
+    ] == "one\ntwo\nthree"
+    assert (await call(client, "memory_insert", label="human", new_str="zero", insert_line=0))["value"].startswith(
+        "zero\none"
+    )
     assert (await call(client, "memory_insert", label="human", new_str="four"))["value"].endswith("three\nfour")
     message = await call_error(client, "memory_insert", label="human", new_str="x", insert_line=9)
     assert "insert_line 9 is past the end of block 'human', which has 5 lines" in message
@@ -82,9 +85,7 @@ async def test_append_past_the_limit_is_refused_with_both_sizes(client: Client) 
 
 
 async def test_read_only_blocks_refuse_every_edit(client: Client) -> None:
-    await call(
-        client, "agent_create", name="ro", blocks=[{"label": "rules", "value": "Be kind.", "read_only": True}]
-    )
+    await call(client, "agent_create", name="ro", blocks=[{"label": "rules", "value": "Be kind.", "read_only": True}])
     edits: list[tuple[str, dict[str, Any]]] = [
         ("core_memory_append", {"content": "x"}),
         ("core_memory_replace", {"old_content": "kind", "new_content": "mean"}),

@@ -33,7 +33,9 @@ def upgrade() -> None:
         "agents",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
         sa.Column(
-            "owner_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("principals.id", ondelete="CASCADE"),
+            "owner_id",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("principals.id", ondelete="CASCADE"),
             nullable=False,
         ),
         sa.Column("name", sa.Text, nullable=False),
@@ -51,7 +53,9 @@ def upgrade() -> None:
         "blocks",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
         sa.Column(
-            "owner_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("principals.id", ondelete="CASCADE"),
+            "owner_id",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("principals.id", ondelete="CASCADE"),
             nullable=False,
         ),
         sa.Column("label", sa.Text, nullable=False),
@@ -69,11 +73,15 @@ def upgrade() -> None:
     op.create_table(
         "agent_blocks",
         sa.Column(
-            "agent_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("agents.id", ondelete="CASCADE"),
+            "agent_id",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("agents.id", ondelete="CASCADE"),
             primary_key=True,
         ),
         sa.Column(
-            "block_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("blocks.id", ondelete="CASCADE"),
+            "block_id",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("blocks.id", ondelete="CASCADE"),
             primary_key=True,
         ),
         sa.Column("label", sa.Text, nullable=False),
@@ -85,7 +93,9 @@ def upgrade() -> None:
         "block_history",
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
         sa.Column(
-            "block_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("blocks.id", ondelete="CASCADE"),
+            "block_id",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("blocks.id", ondelete="CASCADE"),
             nullable=False,
         ),
         sa.Column("version", sa.Integer, nullable=False),
