@@ -2,72 +2,25 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from server import engram_version
+from server.context import AppContext, DatabaseOpener, open_app
 from server.instructions import INSTRUCTIONS
 from server.settings import Settings
 from server.toolkit import as_mcp_tool, resource_errors
-from storage.database import Database, open_database
-from storage.principals import LOCAL_PRINCIPAL, ensure_principal
 from tools import agents, core_memory
-from tools.scope import AgentDefaults, Scope
-
-log = logging.getLogger(__name__)
-
-DatabaseOpener = Callable[[], Database]
+from tools.scope import Scope
 
 
-@dataclass(frozen=True)
-class AppContext:
-    """What the lifespan opens for the server's lifetime; tools reach it through the request context."""
-
-    settings: Settings
-    database: Database
-    local_owner: uuid.UUID
-
-    def scope(self) -> Scope:
-        return Scope(
-            sessions=self.database.sessions,
-            owner_id=self.local_owner,
-            defaults=AgentDefaults(
-                name=self.settings.default_agent,
-                persona=self.settings.default_persona,
-                human=self.settings.default_human,
-                block_char_limit=self.settings.block_char_limit,
-            ),
-            max_input_chars=self.settings.max_input_chars,
-        )
-
-
-def default_opener(settings: Settings) -> DatabaseOpener:
-    return lambda: open_database(settings.sqlalchemy_url(), settings.data_dir)
-
-
-@asynccontextmanager
-async def open_app(settings: Settings, opener: DatabaseOpener | None = None) -> AsyncIterator[AppContext]:
-    """Open the database (off the event loop: the embedded server's start blocks) and the local principal."""
-    database = await anyio.to_thread.run_sync(opener or default_opener(settings))
-    try:
-        async with database.sessions.begin() as session:
-            owner = await ensure_principal(session, LOCAL_PRINCIPAL)
-        yield AppContext(settings=settings, database=database, local_owner=owner)
-    finally:
-        await database.close()
-
-
-def scope_of(ctx: Context) -> Scope:
-    return cast(AppContext, ctx.request_context.lifespan_context).scope()
+async def scope_of(ctx: Context) -> Scope:
+    return await cast(AppContext, ctx.request_context.lifespan_context).scope()
 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -121,27 +74,27 @@ def _register_resources(server: MCPServer[AppContext], running: list[AppContext]
     async def agent_index() -> str:
         """Your agents (the first 100, by name)."""
         with resource_errors():
-            page = await agents.agent_list(running[-1].scope(), page=1, page_size=agents.MAX_PAGE_SIZE)
+            page = await agents.agent_list(await running[-1].scope(), page=1, page_size=agents.MAX_PAGE_SIZE)
         return page.model_dump_json()
 
     @server.resource("engram://agents/{agent}", name="agent", mime_type="application/json")
     async def agent_state(agent: str, ctx: Context) -> str:
         """An agent's description and its blocks with their sizes and limits."""
         with resource_errors():
-            info = await agents.agent_show(scope_of(ctx), agent)
+            info = await agents.agent_show(await scope_of(ctx), agent)
         return info.model_dump_json()
 
     @server.resource("engram://agents/{agent}/memory", name="core-memory", mime_type="text/plain")
     async def agent_memory(agent: str, ctx: Context) -> str:
         """The agent's core memory, rendered exactly as it enters the agent's context."""
         with resource_errors():
-            return await core_memory.core_memory_view(scope_of(ctx), agent)
+            return await core_memory.core_memory_view(await scope_of(ctx), agent)
 
     @server.resource("engram://agents/{agent}/blocks/{label}", name="block", mime_type="text/plain")
     async def block_value(agent: str, label: str, ctx: Context) -> str:
         """The current text of one block."""
         with resource_errors():
-            block = await core_memory.read_block(scope_of(ctx), agent, label)
+            block = await core_memory.read_block(await scope_of(ctx), agent, label)
         return block.value
 
 
@@ -155,5 +108,5 @@ def _register_prompts(server: MCPServer[AppContext]) -> None:
     ) -> str:
         """Inject the agent's core memory and the memory-use instructions into this conversation."""
         with resource_errors():
-            rendered = await core_memory.core_memory_view(scope_of(ctx), agent)
+            rendered = await core_memory.core_memory_view(await scope_of(ctx), agent)
         return f"{INSTRUCTIONS}\nThis is your core memory now:\n\n{rendered}"

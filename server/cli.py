@@ -14,6 +14,7 @@ from server.settings import Settings, SettingsError, load_settings
 from storage.errors import EngramError
 
 if TYPE_CHECKING:
+    from storage.database import Database
     from tools.agents import AgentInfo
     from tools.scope import Scope
 
@@ -110,28 +111,25 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from storage.database import Database, open_database
+    # The embedded PostgreSQL starts in a subprocess; begin it now, so it runs while the MCP SDK imports.
+    starter = None
+    if settings.database_url is None:
+        from storage.embedded import start_embedded
 
-    # Start the database while the MCP SDK imports (the two take about as long), then join it in the lifespan.
-    opened: list[Database] = []
-    failed: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            opened.append(open_database(settings.sqlalchemy_url(), settings.data_dir))
-        except BaseException as exc:
-            failed.append(exc)
-
-    starter = threading.Thread(target=start, name="engram-db-start", daemon=True)
-    starter.start()
-
-    def opener() -> Database:
-        starter.join()
-        if failed:
-            raise failed[0]
-        return opened[0]
+        starter = threading.Thread(
+            target=_ignore_errors(start_embedded), args=(settings.data_dir,), name="engram-pg-start", daemon=True
+        )
+        starter.start()
 
     from server.app import build_server
+    from server.context import default_opener
+
+    open_database = default_opener(settings)
+
+    def opener() -> Database:
+        if starter is not None:
+            starter.join()  # start_embedded then finds the running server (or reports why it failed)
+        return open_database()
 
     # A host stops its server with SIGTERM: exit normally so the embedded PostgreSQL is released.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
@@ -139,15 +137,27 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _ignore_errors(function: Callable[..., object]) -> Callable[..., None]:
+    """For a warm-up whose failure the real call will meet again and report."""
+
+    def run(*args: object) -> None:
+        try:
+            function(*args)
+        except Exception:
+            pass
+
+    return run
+
+
 def _run_with_scope(settings: Settings, work: Callable[[Scope], Awaitable[T]]) -> T:
     """Run one memory operation as the local principal, the way a stdio server would."""
     import asyncio
 
-    from server.app import open_app
+    from server.context import open_app
 
     async def run() -> T:
         async with open_app(settings) as app:
-            return await work(app.scope())
+            return await work(await app.scope())
 
     return asyncio.run(run())
 

@@ -54,7 +54,8 @@ def _database(url: str) -> list[Check]:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import NullPool
 
-    from storage.database import first_line, redact
+    from storage.database import redact
+    from storage.errors import first_line
     from storage.migrate import current_revision
     from storage.migrations import HEAD
 

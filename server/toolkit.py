@@ -16,14 +16,12 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from sqlalchemy.exc import DBAPIError
 
-from storage.database import first_line
-from storage.errors import EngramError, NotFoundError
+from storage.errors import EngramError, NotFoundError, first_line
 from tools.scope import Scope
 
 Operation = Callable[..., Awaitable[Any]]
-ScopeOf = Callable[[Context], Scope]
+ScopeOf = Callable[[Context], Awaitable[Scope]]
 
 
 def as_mcp_tool(operation: Operation, scope_of: ScopeOf) -> Callable[..., Awaitable[Any]]:
@@ -36,7 +34,7 @@ def as_mcp_tool(operation: Operation, scope_of: ScopeOf) -> Callable[..., Awaita
     @functools.wraps(operation)
     async def tool(*, ctx: Context, **kwargs: Any) -> Any:
         with tool_errors():
-            return await operation(scope_of(ctx), **kwargs)
+            return await operation(await scope_of(ctx), **kwargs)
 
     del tool.__wrapped__  # the SDK must read the signature below, not the operation's
     tool.__signature__ = signature.replace(parameters=[*arguments, context])  # type: ignore[attr-defined]
@@ -54,8 +52,12 @@ def tool_errors() -> Iterator[None]:
         yield
     except EngramError as exc:
         raise ToolError(str(exc)) from exc
-    except DBAPIError as exc:
-        raise ToolError(f"the database failed: {first_line(exc.orig)}; run 'engram doctor' to check it") from exc
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError  # imported by now: a tool runs only once the database is open
+
+        if isinstance(exc, DBAPIError):
+            raise ToolError(f"the database failed: {first_line(exc.orig)}; run 'engram doctor' to check it") from exc
+        raise
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from storage import migrate
 from storage.embedded import EmbeddedPostgres, start_embedded
-from storage.errors import BackendUnavailableError
+from storage.errors import BackendUnavailableError, first_line
 from storage.migrations import HEAD
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,3 @@ def redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
-
-
-def first_line(exc: BaseException | None) -> str:
-    return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__

@@ -39,3 +39,9 @@ class BackendUnavailableError(EngramError):
 
 class ConfigurationError(EngramError):
     """A setting is invalid; the message names the key and where it came from."""
+
+
+def first_line(exc: BaseException | None) -> str:
+    """The first line of an exception's message (database drivers append SQL and hints below it)."""
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__

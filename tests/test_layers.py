@@ -31,13 +31,3 @@ def test_lower_layers_never_import_higher_ones(package: str) -> None:
         for path in (ROOT / package).rglob("*.py")
     }
     assert {path: names for path, names in offenders.items() if names} == {}
-
-
-def test_nothing_heavy_is_imported_at_module_level_of_the_server() -> None:
-    heavy = {"litellm", "fastembed", "onnxruntime"}
-    for path in (ROOT / "server").rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        top_level = {
-            alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names
-        } | {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
-        assert not top_level & heavy, path

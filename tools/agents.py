@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import agents as agent_repo
-from storage import blocks as block_repo
+from storage import lazy_module
 from storage.errors import ConflictError, InvalidInputError, NotFoundError
-from storage.schema import Agent, Block
 from tools.scope import Scope
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from storage import agents as agent_repo
+    from storage import blocks as block_repo
+    from storage.schema import Agent, Block
+else:
+    agent_repo = lazy_module("storage.agents")
+    block_repo = lazy_module("storage.blocks")
 from tools.validation import check_agent_name, check_label, check_text
 
 MAX_PAGE_SIZE = 100

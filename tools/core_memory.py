@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import blocks as block_repo
+from storage import lazy_module
 from storage.errors import InvalidEditError, LimitExceededError, NotFoundError, ReadOnlyError
-from storage.schema import Block
 from tools.agents import AgentArg, resolve_agent
 from tools.render import render_core_memory
 from tools.scope import Scope
 from tools.validation import check_label, check_text
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from storage import blocks as block_repo
+    from storage.schema import Block
+else:
+    block_repo = lazy_module("storage.blocks")
 
 Label = Annotated[str, Field(description="Label of the block, e.g. 'human' or 'persona'.", max_length=50)]
 

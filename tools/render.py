@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from storage.schema import Block
+if TYPE_CHECKING:
+    from storage.schema import Block
 
 
 def render_block(block: Block) -> str:

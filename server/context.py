@@ -1,0 +1,118 @@
+"""The lifespan's context: settings plus a backend (database, local principal) that opens in the background.
+
+`engram serve` answers `initialize` at once; the database (starting the embedded PostgreSQL, importing
+SQLAlchemy, checking the schema) becomes ready meanwhile, and the first tool call waits for it. If it
+cannot open, every tool call says why instead of the server dying before the host can show anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+
+from server.settings import Settings
+from storage.errors import BackendUnavailableError, EngramError
+from tools.scope import AgentDefaults, Scope
+
+if TYPE_CHECKING:
+    from storage.database import Database
+
+log = logging.getLogger(__name__)
+
+DatabaseOpener = Callable[[], "Database"]
+
+
+def default_opener(settings: Settings) -> DatabaseOpener:
+    def open_default() -> Database:
+        from storage.database import open_database
+
+        return open_database(settings.sqlalchemy_url(), settings.data_dir)
+
+    return open_default
+
+
+class Backend:
+    """The database and the caller's principal, ready once `open` has run."""
+
+    def __init__(self) -> None:
+        self._ready = anyio.Event()
+        self._database: Database | None = None
+        self._local_owner: uuid.UUID | None = None
+        self._error: str | None = None
+
+    async def open(self, opener: DatabaseOpener) -> None:
+        try:
+            self._database = await anyio.to_thread.run_sync(opener)
+            from storage.principals import LOCAL_PRINCIPAL, ensure_principal
+
+            async with self._database.sessions.begin() as session:
+                self._local_owner = await ensure_principal(session, LOCAL_PRINCIPAL)
+        except EngramError as exc:
+            self._error = str(exc)
+        except Exception as exc:  # anything else: the message still reaches every caller and the log
+            self._error = f"{type(exc).__name__}: {exc}"
+            log.exception("opening the database failed")
+        finally:
+            if self._error:
+                log.error("the database is not available: %s", self._error)
+            self._ready.set()
+
+    async def wait(self) -> tuple[Database, uuid.UUID]:
+        await self._ready.wait()
+        if self._database is None or self._local_owner is None:
+            raise BackendUnavailableError(
+                f"the database is not available: {self._error}; fix it and restart Engram ('engram doctor' checks it)"
+            )
+        return self._database, self._local_owner
+
+    async def close(self) -> None:
+        await self._ready.wait()
+        if self._database is not None:
+            await self._database.close()
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What the lifespan holds for the server's lifetime; tools reach it through the request context."""
+
+    settings: Settings
+    backend: Backend
+
+    async def scope(self) -> Scope:
+        """The local principal's scope (the only principal over stdio)."""
+        database, owner = await self.backend.wait()
+        return Scope(
+            sessions=database.sessions,
+            owner_id=owner,
+            defaults=AgentDefaults(
+                name=self.settings.default_agent,
+                persona=self.settings.default_persona,
+                human=self.settings.default_human,
+                block_char_limit=self.settings.block_char_limit,
+            ),
+            max_input_chars=self.settings.max_input_chars,
+        )
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, opener: DatabaseOpener | None = None) -> AsyncIterator[AppContext]:
+    """Yield at once; the backend opens in a worker thread (the embedded server's start blocks)."""
+    backend = Backend()
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(backend.open, opener or default_opener(settings))
+        try:
+            yield AppContext(settings=settings, backend=backend)
+        except Exception as exc:  # re-raised below, outside the task group, so callers see it unwrapped
+            failure = exc
+        finally:
+            await backend.close()
+    if failure is not None:
+        raise failure
