@@ -1,0 +1,76 @@
+"""The README's examples are real: its host config, tool calls, commands and SQL all run here."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from mcp.client.client import Client
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from server.cli import main
+from tests.conftest import call
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_first_screen_gives_the_install_and_test_commands() -> None:
+    first = code_blocks("sh")[0]
+    assert "pip install . && engram serve" in first
+    assert 'pip install -e ".[dev]" && pytest' in first
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert "pip install . && engram serve" in ci and 'pip install -e ".[dev]" && pytest' in ci
+
+
+def test_host_config_snippet_is_valid_and_runs_engram_serve() -> None:
+    config = json.loads(code_blocks("json")[0])
+    assert config["mcpServers"]["engram"] == {"command": "engram", "args": ["serve"]}
+
+
+@pytest.mark.anyio
+async def test_tool_examples_run_in_order(client: Client) -> None:
+    lines = [line for line in code_blocks("text")[0].splitlines() if line.strip()]
+    assert len(lines) >= 9
+    for line in lines:
+        tool, _, arguments = line.partition(" ")
+        await call(client, tool, **json.loads(arguments))
+
+
+def test_command_line_examples_run(database_url: str, capfd: pytest.CaptureFixture[str]) -> None:
+    block = next(b for b in code_blocks("sh") if "engram agents list" in b)
+    for line in block.splitlines():
+        command = shlex.split(line.split("  #")[0].strip())
+        if command in (["engram", "serve", "[--default-agent", "A]"], ["engram", "sql"]):
+            continue  # the stdio server and an interactive psql are tried by other tests
+        assert command[0] == "engram"
+        assert main([*command[1:], "--database-url", database_url]) == 0, line
+    assert "label" in capfd.readouterr().out  # the psql query printed its header
+
+
+def test_sql_examples_run_and_undo_restores_the_previous_value(database_url: str) -> None:
+    statements = [s.strip() for s in code_blocks("sql")[0].split(";") if s.strip()]
+    assert main(["agents", "create", "default", "--human", "v1", "--database-url", database_url]) == 0
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE blocks SET value = 'v2', version = 2 WHERE label = 'human'"))
+        connection.execute(
+            text(
+                "INSERT INTO block_history (block_id, version, value, actor) "
+                "SELECT id, 1, 'v1', 'test' FROM blocks WHERE label = 'human'"
+            )
+        )
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+        value, version = connection.execute(text("SELECT value, version FROM blocks WHERE label = 'human'")).one()
+        saved = connection.execute(text("SELECT value FROM block_history WHERE actor = 'sql-undo'")).scalar()
+    engine.dispose()
+    assert (value, version, saved) == ("v1", 3, "v2")
