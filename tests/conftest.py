@@ -36,8 +36,8 @@ _numbers = itertools.count()
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPostgres:
     """The embedded server, in a temporary data dir, with a migrated template database."""
     embedded = start_embedded(tmp_path_factory.mktemp("engram-data"))
-    _admin(embedded, f"CREATE DATABASE {TEMPLATE}")
-    prepare_schema(_database_url(embedded, TEMPLATE))
+    admin(embedded, f"CREATE DATABASE {TEMPLATE}")
+    prepare_schema(database_url_for(embedded, TEMPLATE))
     return embedded
 
 
@@ -45,9 +45,9 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPostgres:
 def database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
     """A fresh, migrated database for one test (a copy of the template), dropped afterwards."""
     name = f"engram_test_{next(_numbers)}"
-    _admin(postgres, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    yield _database_url(postgres, name)
-    _admin(postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin(postgres, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    yield database_url_for(postgres, name)
+    admin(postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -63,11 +63,11 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
         yield connected
 
 
-def _database_url(embedded: EmbeddedPostgres, name: str) -> str:
+def database_url_for(embedded: EmbeddedPostgres, name: str) -> str:
     return embedded.sqlalchemy_url.replace("/postgres?", f"/{name}?", 1)
 
 
-def _admin(embedded: EmbeddedPostgres, statement: str) -> None:
+def admin(embedded: EmbeddedPostgres, statement: str) -> None:
     engine = create_engine(embedded.sqlalchemy_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:

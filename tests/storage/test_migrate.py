@@ -1,0 +1,45 @@
+"""Migrations: HEAD matches Alembic's scripts, and concurrent starts on an empty database are safe."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from storage.database import prepare_schema
+from storage.embedded import EmbeddedPostgres
+from storage.migrate import alembic_head
+from storage.migrations import HEAD
+from tests.conftest import admin, database_url_for
+
+_numbers = itertools.count()
+
+
+@pytest.fixture
+def empty_database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    name = f"engram_empty_{next(_numbers)}"
+    admin(postgres, f"CREATE DATABASE {name}")
+    yield database_url_for(postgres, name)
+    admin(postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_head_constant_matches_the_alembic_scripts() -> None:
+    assert alembic_head() == HEAD
+
+
+def test_concurrent_starts_on_an_empty_database_migrate_exactly_once(empty_database: str) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        ran = list(pool.map(lambda _: prepare_schema(empty_database), range(4)))
+    assert ran.count(True) == 1
+    engine = create_engine(empty_database, poolclass=NullPool)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
+        tables = set(connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        assert connection.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar()
+    engine.dispose()
+    assert {"principals", "agents", "blocks", "agent_blocks", "block_history"} <= tables
+    assert prepare_schema(empty_database) is False  # already current: nothing to do
