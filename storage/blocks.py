@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.schema import AgentBlock, Block, BlockHistory
@@ -75,13 +75,10 @@ async def write_value(session: AsyncSession, block: Block, new_value: str, actor
     The caller holds the row lock from `lock_for_edit`, in the same transaction.
     """
     session.add(BlockHistory(block_id=block.id, version=block.version, value=block.value, actor=actor))
-    await session.execute(
-        update(Block)
-        .where(Block.id == block.id, Block.version == block.version)
-        .values(value=new_value, version=Block.version + 1, updated_at=func.now())
-    )
+    block.value = new_value
+    block.version += 1
+    block.updated_at = func.now()
     await session.flush()
-    await session.refresh(block)
 
 
 async def delete_unlinked(session: AsyncSession, owner_id: uuid.UUID, block_ids: list[uuid.UUID]) -> int:

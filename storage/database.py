@@ -26,7 +26,6 @@ class Database:
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    url: str
     embedded: EmbeddedPostgres | None
 
     async def close(self) -> None:
@@ -79,7 +78,6 @@ def open_database(database_url: str | None, data_dir: Path, *, pool_size: int = 
     return Database(
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
-        url=url,
         embedded=embedded,
     )
 

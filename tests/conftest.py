@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,19 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPostgres:
 @pytest.fixture
 def database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
     """A fresh, migrated database for one test (a copy of the template), dropped afterwards."""
+    with temporary_database(postgres, template=TEMPLATE) as url:
+        yield url
+
+
+@contextmanager
+def temporary_database(embedded: EmbeddedPostgres, *, template: str | None) -> Iterator[str]:
+    """A new database on the session's server (empty, or a copy of `template`); dropped on exit."""
     name = f"engram_test_{next(_numbers)}"
-    admin(postgres, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    yield database_url_for(postgres, name)
-    admin(postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin(embedded, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    try:
+        yield database_url_for(embedded, name)
+    finally:
+        admin(embedded, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,17 +13,13 @@ from storage.database import prepare_schema
 from storage.embedded import EmbeddedPostgres
 from storage.migrate import alembic_head
 from storage.migrations import HEAD
-from tests.conftest import admin, database_url_for
-
-_numbers = itertools.count()
+from tests.conftest import temporary_database
 
 
 @pytest.fixture
 def empty_database(postgres: EmbeddedPostgres) -> Iterator[str]:
-    name = f"engram_empty_{next(_numbers)}"
-    admin(postgres, f"CREATE DATABASE {name}")
-    yield database_url_for(postgres, name)
-    admin(postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with temporary_database(postgres, template=None) as url:
+        yield url
 
 
 def test_head_constant_matches_the_alembic_scripts() -> None:
