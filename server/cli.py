@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -131,8 +132,16 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
             starter.join()  # start_embedded then finds the running server (or reports why it failed)
         return open_database()
 
-    # A host stops its server with SIGTERM: exit normally so the embedded PostgreSQL is released.
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    # A host may stop its server with a signal while stdin is still open; a normal exit would then wait
+    # for the thread blocked reading stdin. Release the embedded PostgreSQL and leave at once.
+    def terminate(signum: int, _frame: object) -> None:
+        from storage.embedded import release_all
+
+        release_all()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
     build_server(settings, opener=opener).run("stdio")
     return 0
 

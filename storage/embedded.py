@@ -17,6 +17,7 @@ from storage.errors import BackendUnavailableError
 log = logging.getLogger(__name__)
 
 PG_SUBDIR = "pg"
+_joined: dict[Path, EmbeddedPostgres] = {}
 
 
 class EmbeddedStartError(BackendUnavailableError):
@@ -59,7 +60,18 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
             f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}: {exc}); its log is {log_file}"
         ) from exc
     log.debug("embedded PostgreSQL running in %s", pgdata)
-    return EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)
+    embedded = EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)
+    _joined[pgdata] = embedded
+    return embedded
+
+
+def release_all() -> None:
+    """Leave every embedded server this process joined (stopping it if no other process uses it).
+
+    Normally this happens at interpreter exit; a signal handler that must exit at once calls it first.
+    """
+    for pgdata in list(_joined):
+        _joined.pop(pgdata).handle.cleanup()
 
 
 def psql_command(libpq_uri: str) -> list[str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,11 +28,15 @@ def engram_command() -> str:
     return found
 
 
+def serve_environment(data_dir: Path) -> dict[str, str]:
+    """What a host passes: a minimal environment, plus the data dir this test owns."""
+    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    return {**environment, "ENGRAM_DATA_DIR": str(data_dir)}
+
+
 @asynccontextmanager
 async def engram_serve(data_dir: Path) -> AsyncIterator[Client]:
-    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    environment["ENGRAM_DATA_DIR"] = str(data_dir)
-    parameters = StdioServerParameters(command=engram_command(), args=["serve"], env=environment)
+    parameters = StdioServerParameters(command=engram_command(), args=["serve"], env=serve_environment(data_dir))
     async with Client(parameters, mode="legacy") as client:
         yield client
 
@@ -71,3 +78,42 @@ async def test_two_server_processes_on_one_data_dir_lose_and_duplicate_nothing(t
     for tag in ("a", "b"):
         for n in range(per_process):
             assert after_restart.count(f"\n{tag}-{n}\n") == 1
+
+
+def test_sigterm_with_stdin_still_open_exits_and_stops_postgres(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [engram_command(), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=serve_environment(tmp_path),
+        text=True,
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        messages = [
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "test", "version": "0"},
+                },
+            },
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "core_memory_view", "arguments": {}},
+            },
+        ]
+        process.stdin.write("".join(json.dumps(message) + "\n" for message in messages))
+        process.stdin.flush()
+        replies = [json.loads(process.stdout.readline()) for _ in range(2)]
+        assert [reply["id"] for reply in replies] == [1, 2] and "<human>" in json.dumps(replies[1])
+        assert (tmp_path / "pg" / "postmaster.pid").exists()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        assert not (tmp_path / "pg" / "postmaster.pid").exists()
