@@ -15,7 +15,7 @@ from server.context import AppContext, DatabaseOpener, open_app
 from server.instructions import INSTRUCTIONS
 from server.settings import Settings
 from server.toolkit import as_mcp_tool, resource_errors
-from tools import agents, core_memory
+from tools import agents, archival, core_memory
 from tools.scope import Scope
 
 
@@ -34,6 +34,9 @@ TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
     (core_memory.memory_insert, EDIT),
     (core_memory.memory_replace, EDIT),
     (core_memory.memory_rethink, EDIT),
+    (archival.archival_memory_insert, EDIT),
+    (archival.archival_memory_search, READ_ONLY),
+    (archival.archival_memory_delete, DESTRUCTIVE),
     (agents.agent_create, EDIT),
     (agents.agent_list, READ_ONLY),
     (agents.agent_delete, DESTRUCTIVE),
@@ -89,6 +92,13 @@ def _register_resources(server: MCPServer[AppContext], running: list[AppContext]
         """The agent's core memory, rendered exactly as it enters the agent's context."""
         with resource_errors():
             return await core_memory.core_memory_view(await scope_of(ctx), agent)
+
+    @server.resource("engram://agents/{agent}/archival", name="archival", mime_type="application/json")
+    async def archival_recent(agent: str, ctx: Context) -> str:
+        """The agent's 20 most recent archival passages and how many it has in all."""
+        with resource_errors():
+            recent = await archival.recent_passages(await scope_of(ctx), agent)
+        return recent.model_dump_json()
 
     @server.resource("engram://agents/{agent}/blocks/{label}", name="block", mime_type="text/plain")
     async def block_value(agent: str, label: str, ctx: Context) -> str:

@@ -18,6 +18,7 @@ import anyio
 import anyio.to_thread
 
 from server.settings import Settings
+from storage.embeddings import Embedder, make_embedder
 from storage.errors import BackendUnavailableError, EngramError
 from tools.scope import AgentDefaults, Scope
 
@@ -47,13 +48,22 @@ class Backend:
         self._local_owner: uuid.UUID | None = None
         self._error: str | None = None
 
-    async def open(self, opener: DatabaseOpener) -> None:
+    async def open(self, opener: DatabaseOpener, embedding_model: str) -> None:
         try:
             self._database = await anyio.to_thread.run_sync(opener)
+            from storage.passages import models_in_use
             from storage.principals import LOCAL_PRINCIPAL, ensure_principal
 
             async with self._database.sessions.begin() as session:
                 self._local_owner = await ensure_principal(session, LOCAL_PRINCIPAL)
+                others = {model: n for model, n in (await models_in_use(session)).items() if model != embedding_model}
+            if others:
+                log.warning(
+                    "archival passages embedded with another model than %s (%s): vector search skips them "
+                    "until 'engram reindex' re-embeds them; keyword search still finds them",
+                    embedding_model,
+                    ", ".join(f"{n} with {model}" for model, n in others.items()),
+                )
         except EngramError as exc:
             self._error = str(exc)
         except Exception as exc:  # anything else: the message still reaches every caller and the log
@@ -84,6 +94,7 @@ class AppContext:
 
     settings: Settings
     backend: Backend
+    embedder: Embedder
 
     async def scope(self) -> Scope:
         """The local principal's scope (the only principal over stdio)."""
@@ -98,6 +109,8 @@ class AppContext:
                 block_char_limit=self.settings.block_char_limit,
             ),
             max_input_chars=self.settings.max_input_chars,
+            embedder=self.embedder,
+            result_chars=self.settings.archival_result_chars,
         )
 
 
@@ -107,9 +120,10 @@ async def open_app(settings: Settings, opener: DatabaseOpener | None = None) -> 
     backend = Backend()
     failure: Exception | None = None
     async with anyio.create_task_group() as group:
-        group.start_soon(backend.open, opener or default_opener(settings))
+        group.start_soon(backend.open, opener or default_opener(settings), settings.embedding_model)
+        embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
         try:
-            yield AppContext(settings=settings, backend=backend)
+            yield AppContext(settings=settings, backend=backend, embedder=embedder)
         except Exception as exc:  # re-raised below, outside the task group, so callers see it unwrapped
             failure = exc
         finally:

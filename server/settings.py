@@ -24,6 +24,7 @@ DEFAULT_PERSONA = (
     "'human' block and notes about myself in this 'persona' block, and I update both as I learn."
 )
 DEFAULT_HUMAN = "Nothing is known about the user yet."
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def default_data_dir() -> Path:
@@ -65,6 +66,19 @@ class Settings(BaseSettings):
     )
     default_persona: str = Field(default=DEFAULT_PERSONA, description="Initial 'persona' block of new agents.")
     default_human: str = Field(default=DEFAULT_HUMAN, description="Initial 'human' block of new agents.")
+    embedding_provider: Literal["fastembed", "litellm"] = Field(
+        default="fastembed",
+        description="fastembed (local ONNX, in process) or litellm (a provider's embedding API).",
+    )
+    embedding_model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        min_length=1,
+        description="Embedding model name. The default ships with Engram and works offline; other fastembed "
+        "models download on first use; litellm takes e.g. 'openai/text-embedding-3-small'.",
+    )
+    archival_result_chars: int = Field(
+        default=600, ge=100, le=20_000, description="Longest passage text one search result shows."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the server's stderr log."
     )

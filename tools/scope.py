@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from storage.embeddings import Embedder
+
 
 @dataclass(frozen=True)
 class AgentDefaults:
@@ -28,3 +30,5 @@ class Scope:
     owner_id: uuid.UUID
     defaults: AgentDefaults
     max_input_chars: int
+    embedder: Embedder
+    result_chars: int = 600

@@ -1,0 +1,257 @@
+"""Archival memory: passages an agent stores and finds again by meaning and by keyword (hybrid search)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from storage import lazy_module
+from storage.errors import InvalidInputError, NotFoundError
+from tools.agents import AgentArg, resolve_agent
+from tools.scope import Scope
+from tools.validation import check_text
+
+if TYPE_CHECKING:
+    from storage import passages as passage_repo
+    from storage import search
+    from storage.passages import PassageFilter
+    from storage.schema import Passage
+else:
+    passage_repo = lazy_module("storage.passages")
+    search = lazy_module("storage.search")
+
+MAX_QUERY_CHARS = 2000
+MAX_TAGS = 20
+MAX_TAG_CHARS = 50
+MAX_TOP_K = 50
+CANDIDATES = 100  # depth of each search leg: pages reach down to the 100 best matches
+ANSWER_CHARS = 6000  # all result texts of one answer together (~1.5k tokens), so a search never floods the host
+VECTOR_WEIGHT = 1.0
+KEYWORD_WEIGHT = 1.0
+
+SearchMode = Literal["hybrid", "vector", "keyword"]
+
+
+class PassageRef(BaseModel):
+    id: str
+    created: bool = Field(description="False when identical content was already stored; its id is returned.")
+
+
+class PassageHit(BaseModel):
+    id: str
+    content: str
+    truncated: bool = Field(description="True when content was cut to fit the answer.")
+    tags: list[str]
+    source: str | None
+    created_at: datetime
+    score: float = Field(description="Fused rank score, 1.0 = best possible.")
+
+
+class SearchPage(BaseModel):
+    results: list[PassageHit]
+    page: int
+    top_k: int
+    has_more: bool
+
+
+class PassageDeleted(BaseModel):
+    id: str
+    deleted: bool
+
+
+class RecentPassages(BaseModel):
+    agent: str
+    total: int
+    passages: list[PassageHit]
+
+
+async def archival_memory_insert(
+    scope: Scope,
+    content: Annotated[str, Field(description="The text to remember: a fact, note, or excerpt, self-contained.")],
+    tags: Annotated[
+        list[str] | None, Field(description="Optional topic tags, e.g. ['travel', 'family'], to filter on later.")
+    ] = None,
+    agent: AgentArg = None,
+) -> PassageRef:
+    """Store a passage in archival (long-term) memory, to find later with archival_memory_search.
+
+    Use it for details too long or too many for core memory. Storing identical text again returns the
+    existing passage's id instead of a duplicate.
+    """
+    content = check_text("content", content, max_chars=scope.max_input_chars).strip()
+    clean_tags = check_tags(tags)
+    [vector] = await scope.embedder.embed([content])
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        await passage_repo.ensure_vector_index(await session.connection(), len(vector))
+        [(passage_id, created)] = await passage_repo.insert_many(
+            session,
+            scope.owner_id,
+            agent_row.id,
+            scope.embedder.model,
+            [passage_repo.NewPassage(text=content, embedding=vector, tags=clean_tags)],
+        )
+    return PassageRef(id=str(passage_id), created=created)
+
+
+async def archival_memory_search(
+    scope: Scope,
+    query: Annotated[str, Field(description="What to look for, in natural language or keywords.")],
+    tags: Annotated[list[str] | None, Field(description="Only passages with these tags.")] = None,
+    tag_match: Annotated[
+        Literal["any", "all"], Field(description="'any': at least one of the tags; 'all': every tag.")
+    ] = "any",
+    start_datetime: Annotated[
+        str | None, Field(description="Only passages stored at or after this ISO date/time, e.g. '2025-01-31'.")
+    ] = None,
+    end_datetime: Annotated[
+        str | None, Field(description="Only passages stored at or before this ISO date/time (a date includes the day).")
+    ] = None,
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="Results per page.")] = 10,
+    page: Annotated[int, Field(ge=1, description="Page of results, from 1.")] = 1,
+    agent: AgentArg = None,
+) -> SearchPage:
+    """Search archival memory by meaning and by exact words (names, numbers, codes), best matches first."""
+    query = check_text("query", query, max_chars=MAX_QUERY_CHARS)
+    where = passage_filter(tags, tag_match, start_datetime, end_datetime)
+    if (page - 1) * top_k >= CANDIDATES:
+        raise InvalidInputError(
+            f"page {page} with top_k {top_k} starts past the {CANDIDATES} best matches; "
+            "narrow the query or the filters instead of paging further"
+        )
+    ranked, passages = await search_passages(scope, agent, query, where, mode="hybrid")
+    window = ranked[(page - 1) * top_k : page * top_k]
+    limit = max(100, min(scope.result_chars, ANSWER_CHARS // top_k))
+    return SearchPage(
+        results=[hit(passages[passage_id], score, limit) for passage_id, score in window],
+        page=page,
+        top_k=top_k,
+        has_more=len(ranked) > page * top_k,
+    )
+
+
+async def search_passages(
+    scope: Scope, agent: str | None, query: str, where: PassageFilter, *, mode: SearchMode, depth: int = CANDIDATES
+) -> tuple[list[tuple[uuid.UUID, float]], dict[uuid.UUID, Passage]]:
+    """The fused ranking (id, score) of up to `depth` passages per leg, and the passages themselves."""
+    vector = (await scope.embedder.embed([query]))[0] if mode != "keyword" else None
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        legs: list[tuple[list[uuid.UUID], float]] = []
+        if vector is not None:
+            nearest = await passage_repo.vector_leg(
+                session,
+                scope.owner_id,
+                agent_row.id,
+                query=vector,
+                dimension=len(vector),
+                model=scope.embedder.model,
+                where=where,
+                limit=depth,
+            )
+            legs.append((nearest, VECTOR_WEIGHT))
+        if mode != "vector":
+            matching = await passage_repo.keyword_leg(
+                session, scope.owner_id, agent_row.id, query=query, where=where, limit=depth
+            )
+            legs.append((matching, KEYWORD_WEIGHT))
+        ranked = search.fuse(legs)
+        passages = await passage_repo.fetch(session, [passage_id for passage_id, _ in ranked])
+    return ranked, passages
+
+
+async def archival_memory_delete(
+    scope: Scope,
+    id: Annotated[str, Field(description="Id of the passage, as returned by archival_memory_insert or _search.")],
+    agent: AgentArg = None,
+) -> PassageDeleted:
+    """Delete a passage from archival memory (for example one that is wrong or outdated)."""
+    passage_id = parse_passage_id(id)
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        if not await passage_repo.delete_passage(session, scope.owner_id, agent_row.id, passage_id):
+            raise NotFoundError(
+                f"agent '{agent_row.name}' has no archival passage '{id}'; archival_memory_search shows passage ids"
+            )
+    return PassageDeleted(id=id, deleted=True)
+
+
+async def recent_passages(scope: Scope, agent: str | None, *, limit: int = 20) -> RecentPassages:
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        rows = await passage_repo.recent(session, scope.owner_id, agent_row.id, limit=limit)
+        total = await passage_repo.count(session, scope.owner_id, agent_row.id)
+    return RecentPassages(
+        agent=agent_row.name, total=total, passages=[hit(row, 0.0, scope.result_chars) for row in rows]
+    )
+
+
+def hit(passage: Passage, score: float, limit: int) -> PassageHit:
+    truncated = len(passage.text) > limit
+    return PassageHit(
+        id=str(passage.id),
+        content=passage.text[: limit - 1] + "…" if truncated else passage.text,
+        truncated=truncated,
+        tags=list(passage.tags),
+        source=passage.source,
+        created_at=passage.created_at,
+        score=score,
+    )
+
+
+def check_tags(tags: list[str] | None) -> list[str]:
+    if not tags:
+        return []
+    if len(tags) > MAX_TAGS:
+        raise InvalidInputError(f"{len(tags)} tags given; use at most {MAX_TAGS}")
+    clean: list[str] = []
+    for tag in tags:
+        value = tag.strip()
+        if not value or len(value) > MAX_TAG_CHARS or "\x00" in value:
+            raise InvalidInputError(f"tag {tag[:60]!r} is not valid: use 1-{MAX_TAG_CHARS} characters")
+        if value not in clean:
+            clean.append(value)
+    return clean
+
+
+def passage_filter(tags: list[str] | None, tag_match: str, start: str | None, end: str | None) -> PassageFilter:
+    if tag_match not in ("any", "all"):
+        raise InvalidInputError(f"tag_match {tag_match!r} is not valid; use 'any' or 'all'")
+    start_at = parse_moment("start_datetime", start, end_of_day=False)
+    end_at = parse_moment("end_datetime", end, end_of_day=True)
+    if start_at and end_at and end_at < start_at:
+        raise InvalidInputError(f"end_datetime {end} is before start_datetime {start}; swap them or widen the range")
+    return passage_repo.PassageFilter(
+        tags=check_tags(tags), match_all_tags=tag_match == "all", start=start_at, end=end_at
+    )
+
+
+def parse_moment(argument: str, value: str | None, *, end_of_day: bool) -> datetime | None:
+    """An ISO 8601 date or date-time; a date alone means the start (or, for an end, the end) of that day, UTC."""
+    if value is None or not value.strip():
+        return None
+    text_value = value.strip()
+    try:
+        if len(text_value) == 10:
+            day = date.fromisoformat(text_value)
+            moment = datetime.combine(day, time.min, tzinfo=UTC)
+            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
+        parsed = datetime.fromisoformat(text_value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(
+            f"{argument} {value[:40]!r} is not an ISO 8601 date or date-time; use e.g. '2025-01-31' or "
+            "'2025-01-31T09:30:00Z'"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_passage_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise InvalidInputError(
+            f"{value[:60]!r} is not a passage id; ids look like 'a3f1c2d4-…' (see archival_memory_search)"
+        ) from None
