@@ -93,6 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(run=_agents_delete)
 
+    ingest = commands.add_parser(
+        "ingest", parents=[common], help="load .txt and .md files (or directories of them) into archival memory"
+    )
+    ingest.add_argument("agent", help="the agent whose archival memory receives the passages")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.set_defaults(run=_ingest)
+
+    reindex = commands.add_parser(
+        "reindex", parents=[common], help="re-embed archival passages not embedded with the configured model"
+    )
+    reindex.add_argument("--agent", help="only this agent (default: all of your agents)")
+    reindex.set_defaults(run=_reindex)
+
     sql = commands.add_parser(
         "sql", parents=[common], help="open psql on Engram's database (extra arguments go to psql, e.g. -c 'SELECT 1')"
     )
@@ -240,6 +253,50 @@ def _agents_delete(settings: Settings, args: argparse.Namespace) -> int:
     result = _run_with_scope(settings, lambda scope: agent_delete(scope, args.name))
     print(f"deleted agent '{result.name}' ({result.blocks_deleted} blocks)")
     return 0
+
+
+def _ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from tools.ingest import ingest
+
+    bar = ProgressBar("embedding")
+    report = _run_with_scope(settings, lambda scope: ingest(scope, args.agent, args.paths, bar))
+    bar.close()
+    print(
+        f"{report.files} files ({report.unchanged_files} unchanged): {report.passages_added} passages added, "
+        f"{report.passages_already_stored} already stored, {report.passages_replaced} replaced from earlier versions"
+    )
+    return 0
+
+
+def _reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from tools.ingest import reindex
+
+    bar = ProgressBar("re-embedding")
+    report = _run_with_scope(settings, lambda scope: reindex(scope, args.agent, bar))
+    bar.close()
+    print(f"{report.reembedded} passages re-embedded with {report.model}")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str, width: int = 30) -> None:
+        self._label = label
+        self._width = width
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        filled = self._width * done // total if total else self._width
+        bar = "#" * filled + "." * (self._width - filled)
+        print(f"\r{self._label} [{bar}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            print(file=sys.stderr)
 
 
 def _sql(settings: Settings, args: argparse.Namespace) -> int:

@@ -111,6 +111,7 @@ class AppContext:
             max_input_chars=self.settings.max_input_chars,
             embedder=self.embedder,
             result_chars=self.settings.archival_result_chars,
+            exact_scan_limit=self.settings.archival_exact_scan_limit,
         )
 
 

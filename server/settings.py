@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     archival_result_chars: int = Field(
         default=600, ge=100, le=20_000, description="Longest passage text one search result shows."
     )
+    archival_exact_scan_limit: int = Field(
+        default=10_000,
+        ge=0,
+        le=10_000_000,
+        description="Agents with at most this many passages are searched by exact scan; above it, by the "
+        "HNSW index (with iterative scans, falling back to exact when filters leave too few rows).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the server's stderr log."
     )

@@ -73,7 +73,7 @@ class FastEmbedder:
                         f"the embedding model '{self._model}' could not be loaded ({type(exc).__name__}: {exc}); "
                         f"the default '{DEFAULT_MODEL}' works offline, other models need a network on first use"
                     ) from exc
-                log.info("embedding model %s loaded", self._model)
+                log.debug("embedding model %s loaded", self._model)
             return self._engine
 
 

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.schema import Passage
 
-EXACT_SCAN_LIMIT = 10_000  # an agent with at most this many embedded passages is scanned exactly
 HNSW_EF_SEARCH = 100
 _indexed_dimensions: set[int] = set()
 
@@ -169,11 +168,15 @@ async def vector_leg(
     model: str,
     where: PassageFilter,
     limit: int,
+    exact_scan_limit: int,
 ) -> list[uuid.UUID]:
-    """Ids of the agent's passages nearest to `query` (cosine), nearest first."""
+    """Ids of the agent's passages nearest to `query` (cosine), nearest first.
+
+    Agents with at most `exact_scan_limit` passages of this model are scanned exactly.
+    """
     filters, values = where.sql()
     values |= {"owner": owner_id, "agent": agent_id, "model": model, "limit": limit, "query": query}
-    if await _has_many(session, agent_id, model):
+    if await _has_more_than(session, agent_id, model, exact_scan_limit):
         await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, limit)}"))
         await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
         indexed = text(
@@ -219,13 +222,14 @@ def any_word_query(query: str) -> str:
     return " or ".join(word for word in words if word and word.lower() != "or")
 
 
-async def _has_many(session: AsyncSession, agent_id: uuid.UUID, model: str) -> bool:
+async def _has_more_than(session: AsyncSession, agent_id: uuid.UUID, model: str, limit: int) -> bool:
+    """Counts at most limit + 1 rows, so the probe stays cheap for agents with millions of passages."""
     probe = text(
         "SELECT count(*) FROM (SELECT 1 FROM passages WHERE agent_id = :agent AND embedding_model = :model "
         "LIMIT :limit) enough"
     )
-    found = await session.scalar(probe, {"agent": agent_id, "model": model, "limit": EXACT_SCAN_LIMIT + 1})
-    return int(found or 0) > EXACT_SCAN_LIMIT
+    found = await session.scalar(probe, {"agent": agent_id, "model": model, "limit": limit + 1})
+    return int(found or 0) > limit
 
 
 async def ensure_vector_index(connection: AsyncConnection, dimension: int) -> None:

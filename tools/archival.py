@@ -151,6 +151,7 @@ async def search_passages(
                 model=scope.embedder.model,
                 where=where,
                 limit=depth,
+                exact_scan_limit=scope.exact_scan_limit,
             )
             legs.append((nearest, VECTOR_WEIGHT))
         if mode != "vector":

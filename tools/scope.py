@@ -32,3 +32,4 @@ class Scope:
     max_input_chars: int
     embedder: Embedder
     result_chars: int = 600
+    exact_scan_limit: int = 10_000

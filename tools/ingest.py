@@ -1,0 +1,145 @@
+"""Loading documents into archival memory (`engram ingest`) and re-embedding it (`engram reindex`)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from storage import lazy_module
+from storage.errors import InvalidInputError
+from tools.agents import resolve_agent
+from tools.chunking import chunk_text
+from tools.scope import Scope
+
+if TYPE_CHECKING:
+    from storage import agents as agent_repo
+    from storage import passages as passage_repo
+else:
+    agent_repo = lazy_module("storage.agents")
+    passage_repo = lazy_module("storage.passages")
+
+SUFFIXES = (".txt", ".md", ".markdown")
+EMBED_BATCH = 64
+MAX_FILE_BYTES = 20_000_000
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    unchanged_files: int = 0
+    passages_added: int = 0
+    passages_already_stored: int = 0
+    passages_replaced: int = 0
+
+
+def collect_files(paths: Sequence[Path]) -> list[Path]:
+    """The .txt and .md files named, and those under named directories (recursively), in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES))
+        elif path.is_file():
+            if path.suffix.lower() not in SUFFIXES:
+                raise InvalidInputError(f"{path} is not a .txt or .md file; only plain text and Markdown are ingested")
+            found.append(path)
+        else:
+            raise InvalidInputError(f"{path} does not exist")
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+async def ingest(scope: Scope, agent: str, paths: Sequence[Path], progress: Progress | None = None) -> IngestReport:
+    """Chunk, embed and store each file; an unchanged file adds nothing, a changed one replaces its passages."""
+    files = collect_files(paths)
+    documents: list[tuple[Path, str, str]] = []
+    for path in files:
+        data = path.read_bytes()
+        if len(data) > MAX_FILE_BYTES:
+            raise InvalidInputError(f"{path} is {len(data)} bytes; files over {MAX_FILE_BYTES} bytes are not ingested")
+        try:
+            documents.append((path, data.decode("utf-8"), hashlib.sha256(data).hexdigest()))
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{path} is not UTF-8 text; convert it first") from None
+
+    report = IngestReport(files=len(files))
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        todo: list[tuple[Path, str, list[str]]] = []
+        for path, text, digest in documents:
+            if digest in await passage_repo.source_versions(session, agent_row.id, str(path)):
+                report.unchanged_files += 1
+                continue
+            todo.append((path, digest, [c for c in chunk_text(text) if c.strip()]))
+    total = sum(len(chunks) for _, _, chunks in todo)
+    done = 0
+    if progress:
+        progress(done, total)
+    for path, digest, chunks in todo:
+        tags = [path.stem.lower()]
+        new: list[passage_repo.NewPassage] = []
+        for start in range(0, len(chunks), EMBED_BATCH):
+            batch = chunks[start : start + EMBED_BATCH]
+            vectors = await scope.embedder.embed(batch)
+            new.extend(
+                passage_repo.NewPassage(
+                    text=chunk,
+                    embedding=vector,
+                    tags=tags,
+                    source=str(path),
+                    metadata={"file_sha256": digest, "chunk": start + offset},
+                )
+                for offset, (chunk, vector) in enumerate(zip(batch, vectors, strict=True))
+            )
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        async with scope.sessions.begin() as session:  # one transaction per file: replace its old passages
+            if not await agent_repo.get_by_name(session, scope.owner_id, agent_row.name):
+                raise InvalidInputError(f"agent '{agent_row.name}' was deleted during the ingest")
+            report.passages_replaced += await passage_repo.delete_source(
+                session, scope.owner_id, agent_row.id, str(path)
+            )
+            if new:
+                await passage_repo.ensure_vector_index(await session.connection(), len(new[0].embedding))
+            stored = await passage_repo.insert_many(session, scope.owner_id, agent_row.id, scope.embedder.model, new)
+            added = sum(created for _, created in stored)
+            report.passages_added += added
+            report.passages_already_stored += len(stored) - added
+    return report
+
+
+@dataclass
+class ReindexReport:
+    model: str
+    reembedded: int
+
+
+async def reindex(scope: Scope, agent: str | None, progress: Progress | None = None) -> ReindexReport:
+    """Re-embed every passage (of one agent, or all of the caller's) not embedded with the current model."""
+    agent_id = None
+    if agent is not None:
+        async with scope.sessions.begin() as session:
+            agent_id = (await resolve_agent(session, scope, agent)).id
+    model = scope.embedder.model
+    async with scope.sessions.begin() as session:
+        total = await passage_repo.count_stale(session, scope.owner_id, agent_id, model)
+    done = 0
+    if progress:
+        progress(done, total)
+    while True:
+        async with scope.sessions.begin() as session:
+            batch = await passage_repo.stale(session, scope.owner_id, agent_id, model, limit=EMBED_BATCH * 4)
+        if not batch:
+            return ReindexReport(model=model, reembedded=done)
+        vectors = await scope.embedder.embed([text for _, text in batch])
+        async with scope.sessions.begin() as session:
+            await passage_repo.ensure_vector_index(await session.connection(), len(vectors[0]))
+            for (passage_id, _), vector in zip(batch, vectors, strict=True):
+                await passage_repo.set_embedding(session, passage_id, vector, model)
+        done += len(batch)
+        if progress:
+            progress(done, total)
