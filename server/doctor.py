@@ -36,7 +36,22 @@ def run_checks(settings: Settings, config_file: Path | None) -> list[Check]:
             return [*checks, Check("embedded PostgreSQL", False, str(exc))]
         url = embedded.sqlalchemy_url
         checks.append(Check("embedded PostgreSQL", True, f"running, data in {embedded.pgdata}"))
-    return checks + _database(url)
+    return checks + _database(url, settings.embedding_model) + [_embedder(settings)]
+
+
+def _embedder(settings: Settings) -> Check:
+    import anyio
+
+    from storage.embeddings import make_embedder
+
+    embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
+    try:
+        [vector] = anyio.run(embedder.embed, ["engram doctor"])
+    except EngramError as exc:
+        return Check("embedding model", False, str(exc))
+    return Check(
+        "embedding model", True, f"{settings.embedding_model} ({settings.embedding_provider}), {len(vector)} dimensions"
+    )
 
 
 def _data_dir(data_dir: Path) -> Check:
@@ -49,7 +64,7 @@ def _data_dir(data_dir: Path) -> Check:
     return Check("data_dir", True, f"{data_dir} is writable")
 
 
-def _database(url: str) -> list[Check]:
+def _database(url: str, embedding_model: str) -> list[Check]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import NullPool
@@ -80,6 +95,19 @@ def _database(url: str) -> list[Check]:
                 agents = connection.execute(text("SELECT count(*) FROM agents")).scalar()
                 blocks = connection.execute(text("SELECT count(*) FROM blocks")).scalar()
                 checks.append(Check("schema", True, f"revision {revision} (current); {agents} agents, {blocks} blocks"))
+                stale = connection.execute(
+                    text("SELECT count(*) FROM passages WHERE embedding_model IS DISTINCT FROM :model"),
+                    {"model": embedding_model},
+                ).scalar()
+                total = connection.execute(text("SELECT count(*) FROM passages")).scalar()
+                checks.append(
+                    Check(
+                        "archival embeddings",
+                        not stale,
+                        f"{total} passages, {stale} not embedded with "
+                        f"{embedding_model}" + ("; run 'engram reindex'" if stale else ""),
+                    )
+                )
             elif revision is None:
                 checks.append(Check("schema", True, "not created yet; 'engram serve' creates it at start"))
             else:

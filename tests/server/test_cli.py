@@ -82,3 +82,41 @@ def test_invalid_setting_fails_at_start_naming_the_key_and_its_source(tmp_path: 
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "serve" in capsys.readouterr().err
+
+
+def test_ingest_adds_files_once_and_replaces_changed_ones(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "Trips.md").write_text("# Trips\n\nNight train to Vienna in May.\n\nBook the deluxe cabin next time.\n")
+    (docs / "sub" / "recipes.txt").write_text("Grandma's soup: carrots, leek and two potatoes.\n")
+    (docs / "scan.pdf").write_bytes(b"%PDF-1.4")
+    db = ["--database-url", database_url]
+    assert main(["ingest", "default", str(docs), *db]) == 0
+    assert "2 files (0 unchanged): 2 passages added" in capsys.readouterr().out
+    assert main(["ingest", "default", str(docs), *db]) == 0
+    assert "2 files (2 unchanged): 0 passages added" in capsys.readouterr().out
+    (docs / "Trips.md").write_text("# Trips\n\nNight train to Vienna in May, with Lena.\n")
+    assert main(["ingest", "default", str(docs / "Trips.md"), *db]) == 0
+    assert "1 files (0 unchanged): 1 passages added, 0 already stored, 1 replaced" in capsys.readouterr().out
+    assert main(["sql", *db, "-tA", "-c", "SELECT tags[1], source FROM passages ORDER BY source"]) == 0
+    assert main(["ingest", "default", str(docs / "scan.pdf"), *db]) == 1
+    assert "is not a .txt or .md file" in capsys.readouterr().err
+    assert main(["ingest", "default", str(tmp_path / "missing"), *db]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_reindex_reembeds_passages_of_another_model(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.md").write_text("The boiler was serviced in October.\n\nThe car needs new tyres.\n")
+    db = ["--database-url", database_url]
+    assert main(["ingest", "default", str(tmp_path / "notes.md"), *db]) == 0
+    assert main(["sql", *db, "-c", "UPDATE passages SET embedding_model = 'old/model'"]) == 0
+    capsys.readouterr()
+    assert main(["doctor", *db]) == 1
+    assert "FAIL  archival embeddings: 1 passages, 1 not embedded with" in capsys.readouterr().out
+    assert main(["reindex", *db]) == 0
+    assert "1 passages re-embedded with sentence-transformers/all-MiniLM-L6-v2" in capsys.readouterr().out
+    assert main(["doctor", *db]) == 0
