@@ -205,21 +205,20 @@ async def keyword_leg(
     where: PassageFilter,
     limit: int,
 ) -> list[uuid.UUID]:
-    """Ids of the agent's passages sharing words with `query` (any of them), best full-text rank first."""
+    """Ids of the agent's passages containing every word of `query` (stemmed, stop words ignored), best first.
+
+    Web-search syntax applies ("quoted phrase", -exclude, or). Requiring every word keeps this leg precise:
+    it speaks up for exact names, codes and numbers and stays silent on paraphrases, which the vector leg
+    handles. Matching any word instead let common words drown the fused ranking (see bench/archival_quality.py).
+    """
     filters, values = where.sql()
-    values |= {"owner": owner_id, "agent": agent_id, "query": any_word_query(query), "limit": limit}
+    values |= {"owner": owner_id, "agent": agent_id, "query": query, "limit": limit}
     statement = text(
         "SELECT id FROM passages, websearch_to_tsquery('english', :query) AS q "
         f"WHERE agent_id = :agent AND owner_id = :owner AND tsv @@ q{filters} "
         "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT :limit"
     )
     return list((await session.scalars(statement, values)).all())
-
-
-def any_word_query(query: str) -> str:
-    """A web-search query matching any of the words (a question rarely shares all its words with the answer)."""
-    words = ["".join(ch for ch in word if ch not in '"()').lstrip("-") for word in query.split()]
-    return " or ".join(word for word in words if word and word.lower() != "or")
 
 
 async def _has_more_than(session: AsyncSession, agent_id: uuid.UUID, model: str, limit: int) -> bool:
