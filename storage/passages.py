@@ -188,10 +188,11 @@ async def vector_leg(
         found = list((await session.scalars(indexed, values)).all())
         if len(found) == limit:
             return found
+    # Ordering by the bare column (not the indexed expression) keeps the HNSW index out of this plan.
     exact = text(
-        "WITH candidates AS MATERIALIZED (SELECT id, embedding FROM passages "
-        f"WHERE agent_id = :agent AND owner_id = :owner AND embedding_model = :model{filters}) "
-        "SELECT id FROM candidates ORDER BY embedding <=> :query, id LIMIT :limit"
+        "SELECT id FROM passages "
+        f"WHERE agent_id = :agent AND owner_id = :owner AND embedding_model = :model{filters} "
+        "ORDER BY embedding <=> :query, id LIMIT :limit"
     ).bindparams(bindparam("query", type_=Vector()))
     return list((await session.scalars(exact, values)).all())
 

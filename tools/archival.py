@@ -122,7 +122,9 @@ async def archival_memory_search(
             f"page {page} with top_k {top_k} starts past the {CANDIDATES} best matches; "
             "narrow the query or the filters instead of paging further"
         )
-    ranked, passages = await search_passages(scope, agent, query, where, mode="hybrid")
+    ranked, passages = await search_passages(
+        scope, agent, query, where, mode="hybrid", window=(page - 1) * top_k, size=top_k
+    )
     window = ranked[(page - 1) * top_k : page * top_k]
     limit = max(100, min(scope.result_chars, ANSWER_CHARS // top_k))
     return SearchPage(
@@ -134,9 +136,18 @@ async def archival_memory_search(
 
 
 async def search_passages(
-    scope: Scope, agent: str | None, query: str, where: PassageFilter, *, mode: SearchMode, depth: int = CANDIDATES
+    scope: Scope,
+    agent: str | None,
+    query: str,
+    where: PassageFilter,
+    *,
+    mode: SearchMode,
+    window: int = 0,
+    size: int = 10,
 ) -> tuple[list[tuple[uuid.UUID, float]], dict[uuid.UUID, Passage]]:
-    """The fused ranking (id, score) of up to `depth` passages per leg, and the passages themselves."""
+    """The fused ranking (id, score) from up to CANDIDATES passages per leg, and the passages ranked
+    from `window` to `window + size` (only those are read)."""
+    depth = CANDIDATES
     vector = (await scope.embedder.embed([query]))[0] if mode != "keyword" else None
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
@@ -160,7 +171,7 @@ async def search_passages(
             )
             legs.append((matching, KEYWORD_WEIGHT))
         ranked = search.fuse(legs)
-        passages = await passage_repo.fetch(session, [passage_id for passage_id, _ in ranked])
+        passages = await passage_repo.fetch(session, [passage_id for passage_id, _ in ranked[window : window + size]])
     return ranked, passages
 
 
