@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -39,6 +40,7 @@ from storage.database import prepare_schema  # noqa: E402
 from storage.embedded import start_embedded  # noqa: E402
 from tools import archival  # noqa: E402
 from tools.agents import agent_create  # noqa: E402
+from tools.ingest import store_passages  # noqa: E402
 from tools.scope import Scope  # noqa: E402
 
 RARE_TAG = "rare"
@@ -155,9 +157,7 @@ async def _recall(scope: Scope, agent: str, queries: list[str]) -> dict[str, Any
         async with scope.sessions.begin() as session:
             agent_id = (await resolve_agent(session, scope, agent)).id
             common = dict(query=vector, dimension=len(vector), model=scope.embedder.model, where=where, limit=10)
-            exact = await passage_repo.vector_leg(
-                session, scope.owner_id, agent_id, exact_scan_limit=10**9, **common
-            )
+            exact = await passage_repo.vector_leg(session, scope.owner_id, agent_id, exact_scan_limit=10**9, **common)
             start = time.perf_counter()
             indexed = await passage_repo.vector_leg(session, scope.owner_id, agent_id, exact_scan_limit=0, **common)
             index_times.append(time.perf_counter() - start)
@@ -166,7 +166,8 @@ async def _recall(scope: Scope, agent: str, queries: list[str]) -> dict[str, Any
 
 
 async def insert_throughput(url: str, data_dir: str, texts: list[str]) -> dict[str, Any]:
-    """Embedding plus insert, in batches of 64 as `engram ingest` does."""
+    """Embedding plus insert through the path `engram ingest` uses (batches, embedding the next batch
+    while the previous one is written), one transaction per 500 passages."""
     settings = load_settings(overrides={"database_url": url, "data_dir": data_dir}, environ={})
     async with open_app(settings) as app:
         scope = await app.scope()
@@ -177,23 +178,15 @@ async def insert_throughput(url: str, data_dir: str, texts: list[str]) -> dict[s
             agent_id = (await resolve_agent(session, scope, "insert-bench")).id
         await scope.embedder.embed(["warm up"])
         start = time.perf_counter()
-        for offset in range(0, len(texts), 64):
-            batch = texts[offset : offset + 64]
-            vectors = await scope.embedder.embed(batch)
+        for offset in range(0, len(texts), 500):
+            drafts = [passage_repo.NewPassage(text=t, embedding=None) for t in texts[offset : offset + 500]]
             async with scope.sessions.begin() as session:
-                await passage_repo.ensure_vector_index(await session.connection(), len(vectors[0]))
-                await passage_repo.insert_many(
-                    session,
-                    scope.owner_id,
-                    agent_id,
-                    scope.embedder.model,
-                    [passage_repo.NewPassage(text=t, embedding=v) for t, v in zip(batch, vectors, strict=True)],
-                )
+                await store_passages(scope, session, agent_id, drafts)
         elapsed = time.perf_counter() - start
     return {"passages": len(texts), "seconds": round(elapsed, 2), "passages_per_second": round(len(texts) / elapsed)}
 
 
-async def main(sizes: list[int], query_count: int) -> dict[str, Any]:
+async def main(sizes: list[int], query_count: int, layouts: list[int]) -> dict[str, Any]:
     data_dir = tempfile.mkdtemp(prefix="engram-archival-bench-")
     embedded = start_embedded(Path(data_dir))
     texts_all = list(corpus.passages(max(sizes)))
@@ -201,14 +194,22 @@ async def main(sizes: list[int], query_count: int) -> dict[str, Any]:
     report: dict[str, Any] = {"machine_note": "2 cores; times are wall clock and noisy"}
 
     settings = load_settings(overrides={"data_dir": data_dir}, environ={})
+    cache = Path(tempfile.gettempdir()) / f"engram-bench-vectors-{len(texts_all)}.npy"
     async with open_app(settings) as app:
         embedder = (await app.scope()).embedder
-        start = time.perf_counter()
-        vectors_all: list[Any] = []
-        for offset in range(0, len(texts_all), 512):
-            vectors_all.extend(await embedder.embed(texts_all[offset : offset + 512]))
-        seconds = time.perf_counter() - start
-        report["corpus_embedding"] = {"passages": len(texts_all), "passages_per_second": round(len(texts_all) / seconds)}
+        if cache.exists():  # the corpus is deterministic; reuse its vectors from an earlier run
+            vectors_all: list[Any] = list(numpy.load(cache))
+        else:
+            start = time.perf_counter()
+            vectors_all = []
+            for offset in range(0, len(texts_all), 512):
+                vectors_all.extend(await embedder.embed(texts_all[offset : offset + 512]))
+            seconds = time.perf_counter() - start
+            numpy.save(cache, numpy.stack(vectors_all))
+            report["corpus_embedding"] = {
+                "passages": len(texts_all),
+                "passages_per_second": round(len(texts_all) / seconds),
+            }
 
     def fresh_database(name: str) -> str:
         url = embedded.sqlalchemy_url.replace("/postgres?", f"/{name}?", 1)
@@ -221,7 +222,7 @@ async def main(sizes: list[int], query_count: int) -> dict[str, Any]:
         fresh_database("bench_insert"), data_dir, texts_all[:3000]
     )
     for size in sizes:
-        for agent_count in (1, 100):
+        for agent_count in layouts:
             name = f"bench_{size}_{agent_count}"
             report[f"{size}_passages_{agent_count}_agents"] = await measure_layout(
                 fresh_database(name), data_dir, texts_all[:size], vectors_all[:size], queries, agent_count
@@ -233,6 +234,7 @@ async def main(sizes: list[int], query_count: int) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--layouts", type=int, nargs="+", default=[1, 100], help="agent counts to spread over")
     parser.add_argument("--queries", type=int, default=200)
     arguments = parser.parse_args()
-    print(json.dumps(anyio.run(main, arguments.sizes, arguments.queries), indent=2))
+    print(json.dumps(anyio.run(main, arguments.sizes, arguments.queries, arguments.layouts), indent=2))

@@ -19,7 +19,7 @@ import anyio.to_thread
 
 from server.settings import Settings
 from storage.embeddings import Embedder, make_embedder
-from storage.errors import BackendUnavailableError, EngramError
+from storage.errors import BackendUnavailableError, EngramError, sole_exception
 from tools.scope import AgentDefaults, Scope
 
 if TYPE_CHECKING:
@@ -119,15 +119,13 @@ class AppContext:
 async def open_app(settings: Settings, opener: DatabaseOpener | None = None) -> AsyncIterator[AppContext]:
     """Yield at once; the backend opens in a worker thread (the embedded server's start blocks)."""
     backend = Backend()
-    failure: Exception | None = None
-    async with anyio.create_task_group() as group:
-        group.start_soon(backend.open, opener or default_opener(settings), settings.embedding_model)
-        embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
-        try:
-            yield AppContext(settings=settings, backend=backend, embedder=embedder)
-        except Exception as exc:  # re-raised below, outside the task group, so callers see it unwrapped
-            failure = exc
-        finally:
-            await backend.close()
-    if failure is not None:
-        raise failure
+    embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(backend.open, opener or default_opener(settings), settings.embedding_model)
+            try:
+                yield AppContext(settings=settings, backend=backend, embedder=embedder)
+            finally:
+                await backend.close()
+    except BaseExceptionGroup as group:  # callers see the error itself, not the task group's wrapper
+        raise sole_exception(group) from None

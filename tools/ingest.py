@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from storage import lazy_module
-from storage.errors import InvalidInputError
+from storage.errors import InvalidInputError, sole_exception
 from tools.agents import resolve_agent
 from tools.chunking import chunk_text
 from tools.scope import Scope
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from storage import agents as agent_repo
     from storage import passages as passage_repo
 else:
@@ -76,40 +81,74 @@ async def ingest(scope: Scope, agent: str, paths: Sequence[Path], progress: Prog
             todo.append((path, digest, [c for c in chunk_text(text) if c.strip()]))
     total = sum(len(chunks) for _, _, chunks in todo)
     done = 0
-    if progress:
-        progress(done, total)
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done, total)
+
+    advance(0)
     for path, digest, chunks in todo:
-        tags = [path.stem.lower()]
-        new: list[passage_repo.NewPassage] = []
-        for start in range(0, len(chunks), EMBED_BATCH):
-            batch = chunks[start : start + EMBED_BATCH]
-            vectors = await scope.embedder.embed(batch)
-            new.extend(
-                passage_repo.NewPassage(
-                    text=chunk,
-                    embedding=vector,
-                    tags=tags,
-                    source=str(path),
-                    metadata={"file_sha256": digest, "chunk": start + offset},
-                )
-                for offset, (chunk, vector) in enumerate(zip(batch, vectors, strict=True))
+        drafts = [
+            passage_repo.NewPassage(
+                text=chunk,
+                embedding=None,
+                tags=[path.stem.lower()],
+                source=str(path),
+                metadata={"file_sha256": digest, "chunk": number},
             )
-            done += len(batch)
-            if progress:
-                progress(done, total)
+            for number, chunk in enumerate(chunks)
+        ]
         async with scope.sessions.begin() as session:  # one transaction per file: replace its old passages
             if not await agent_repo.get_by_name(session, scope.owner_id, agent_row.name):
                 raise InvalidInputError(f"agent '{agent_row.name}' was deleted during the ingest")
             report.passages_replaced += await passage_repo.delete_source(
                 session, scope.owner_id, agent_row.id, str(path)
             )
-            if new:
-                await passage_repo.ensure_vector_index(await session.connection(), len(new[0].embedding))
-            stored = await passage_repo.insert_many(session, scope.owner_id, agent_row.id, scope.embedder.model, new)
-            added = sum(created for _, created in stored)
-            report.passages_added += added
-            report.passages_already_stored += len(stored) - added
+            stored = await store_passages(scope, session, agent_row.id, drafts, advance)
+        added = sum(created for _, created in stored)
+        report.passages_added += added
+        report.passages_already_stored += len(stored) - added
     return report
+
+
+async def store_passages(
+    scope: Scope,
+    session: AsyncSession,
+    agent_id: uuid.UUID,
+    drafts: Sequence[passage_repo.NewPassage],
+    advance: Callable[[int], None] | None = None,
+) -> list[tuple[uuid.UUID, bool]]:
+    """Embed the drafts (their `embedding` unset) in batches and insert them in the session's transaction.
+
+    The next batch is embedded (in a worker thread) while the previous one is written, so the model
+    and PostgreSQL work at the same time. Returns (id, created) per draft, as insert_many does.
+    """
+    batches = [list(drafts[start : start + EMBED_BATCH]) for start in range(0, len(drafts), EMBED_BATCH)]
+    send, receive = anyio.create_memory_object_stream[tuple[list[passage_repo.NewPassage], list[Any]]](1)
+
+    async def embed_ahead() -> None:
+        async with send:
+            for batch in batches:
+                await send.send((batch, await scope.embedder.embed([draft.text for draft in batch])))
+
+    stored: list[tuple[uuid.UUID, bool]] = []
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(embed_ahead)
+            async with receive:
+                async for batch, vectors in receive:
+                    await passage_repo.ensure_vector_index(await session.connection(), len(vectors[0]))
+                    ready = [replace(draft, embedding=vector) for draft, vector in zip(batch, vectors, strict=True)]
+                    stored += await passage_repo.insert_many(
+                        session, scope.owner_id, agent_id, scope.embedder.model, ready
+                    )
+                    if advance:
+                        advance(len(batch))
+    except BaseExceptionGroup as group:
+        raise sole_exception(group) from None
+    return stored
 
 
 @dataclass
