@@ -10,7 +10,7 @@ holding N/100 each. Then it measures, and prints as JSON:
 - the size of a default answer (top_k 10) in characters and approximate tokens.
 Embeddings of the corpus are computed once and reused across layouts (the insert measurement embeds).
 
-    python bench/archival.py [--sizes 10000 100000] [--queries 200]
+    python -m bench.archival [--sizes 10000 100000] [--queries 200] [--layouts 1 100]
 """
 
 from __future__ import annotations
@@ -29,19 +29,17 @@ import numpy
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-sys.path.insert(0, str(Path(__file__).parent))
-import corpus  # noqa: E402  (a sibling module of this script)
-
-from server.app import build_server  # noqa: E402
-from server.context import open_app  # noqa: E402
-from server.settings import load_settings  # noqa: E402
-from storage import passages as passage_repo  # noqa: E402
-from storage.database import prepare_schema  # noqa: E402
-from storage.embedded import start_embedded  # noqa: E402
-from tools import archival  # noqa: E402
-from tools.agents import agent_create  # noqa: E402
-from tools.ingest import store_passages  # noqa: E402
-from tools.scope import Scope  # noqa: E402
+from bench import corpus
+from server.app import build_server
+from server.context import open_app
+from server.settings import load_settings
+from storage import passages as passage_repo
+from storage.database import prepare_schema
+from storage.embedded import start_embedded
+from tools import archival
+from tools.agents import agent_create
+from tools.ingest import store_passages
+from tools.scope import Scope
 
 RARE_TAG = "rare"
 

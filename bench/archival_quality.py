@@ -6,7 +6,7 @@ with near-miss distractors) and mixed ones. Prints JSON: MRR@10, hit@1, recall@5
 overall and per kind. tests/tools/test_archival_quality.py runs the same evaluation and requires hybrid
 to beat both legs.
 
-    python bench/archival_quality.py
+    python -m bench.archival_quality
 """
 
 from __future__ import annotations

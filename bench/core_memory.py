@@ -3,7 +3,7 @@
 Each call appends a short line to a block with a large limit, one call at a time after a warm-up.
 Prints JSON with p50/p95/p99 in milliseconds.
 
-    python bench/core_memory.py [--calls 500]
+    python -m bench.core_memory [--calls 500]
 """
 
 from __future__ import annotations

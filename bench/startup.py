@@ -4,7 +4,7 @@ Both are spawned as fresh processes, alternately, and timed from spawn to the fi
 Engram runs on the embedded PostgreSQL in a temporary data dir (created once before timing: initdb is a
 one-time cost, reported separately). Prints JSON.
 
-    python bench/startup.py [--runs 15]
+    python -m bench.startup [--runs 15]
 """
 
 from __future__ import annotations

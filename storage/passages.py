@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from storage.schema import Passage
 
 HNSW_EF_SEARCH = 100
-_indexed_dimensions: set[int] = set()
+_indexed: set[tuple[str, int]] = set()  # (database, dimension) pairs known to have their HNSW index
 
 
 def content_hash(text_value: str) -> str:
@@ -233,18 +233,26 @@ async def _has_more_than(session: AsyncSession, agent_id: uuid.UUID, model: str,
 
 
 async def ensure_vector_index(connection: AsyncConnection, dimension: int) -> None:
-    """Create the HNSW index for vectors of this dimension once (idempotent, safe across processes)."""
-    if dimension in _indexed_dimensions:
+    """Create the HNSW index for vectors of this dimension if the database lacks it (safe across processes).
+
+    Known indexes are remembered per database, so inserts do not touch the catalog (or the table lock
+    that CREATE INDEX takes) again.
+    """
+    key = (str(connection.engine.url), dimension)
+    if key in _indexed:
         return
-    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x70617373 + dimension})
-    await connection.execute(
-        text(
-            f"CREATE INDEX IF NOT EXISTS ix_passages_embedding_{dimension} ON passages "
-            f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
-            f"WHERE vector_dims(embedding) = {dimension}"
+    name = f"ix_passages_embedding_{dimension}"
+    exists = "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = :name"
+    if not (await connection.execute(text(exists), {"name": name})).first():
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x70617373 + dimension})
+        await connection.execute(
+            text(
+                f"CREATE INDEX IF NOT EXISTS {name} ON passages "
+                f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
+                f"WHERE vector_dims(embedding) = {dimension}"
+            )
         )
-    )
-    _indexed_dimensions.add(dimension)
+    _indexed.add(key)
 
 
 async def stale(

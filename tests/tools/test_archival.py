@@ -126,6 +126,30 @@ async def test_filtered_search_returns_min_of_top_k_and_matches(
         common = await search(client, "budget meeting", tags=["common"], top_k=10)
     assert len(rare) == 4  # notes 0, 13, 26, 39
     assert len(common) == 10
+    assert sql(database_url, "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_passages_embedding_%'") == [
+        ("ix_passages_embedding_384",)
+    ]
+
+
+async def test_the_hnsw_path_is_used_and_agrees_with_the_exact_scan(database_url: str, tmp_path: Path) -> None:
+    answers = {}
+    for limit in (10_000, 0):  # exact scan, then the index for every search
+        settings = load_settings(
+            overrides={"database_url": database_url, "data_dir": str(tmp_path), "archival_exact_scan_limit": limit},
+            environ={},
+        )
+        async with Client(build_server(settings)) as client:
+            if limit:
+                for note in NOTES:
+                    await insert(client, note)
+            answers[limit] = [hit["id"] for hit in await search(client, "what should guests not be served?")]
+    assert answers[0] == answers[10_000]
+    plan = sql(
+        database_url,
+        "EXPLAIN SELECT id FROM passages WHERE vector_dims(embedding) = 384 "
+        "ORDER BY (embedding::vector(384)) <=> (SELECT embedding FROM passages LIMIT 1)::vector(384) LIMIT 5",
+    )
+    assert "ix_passages_embedding_384" in "\n".join(row[0] for row in plan)
 
 
 async def test_delete_removes_a_passage_once(client: Client) -> None:
