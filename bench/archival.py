@@ -26,7 +26,8 @@ from typing import Any
 
 import anyio
 import numpy
-from sqlalchemy import create_engine, text
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from bench import corpus
@@ -145,11 +146,16 @@ async def _count_tag(scope: Scope, agent: str, tag: str) -> int:
 
 
 async def _recall(scope: Scope, agent: str, queries: list[str]) -> dict[str, Any]:
-    """Top-10 of the HNSW path vs an exact scan, same query vectors, same data."""
+    """Top-10 of the HNSW path vs an exact scan, same query vectors, same data.
+
+    `by_id` is the usual overlap of ids. The synthetic corpus has many passages at exactly the same
+    distance from a query (templated text differing only in a name), so `by_distance` also counts an
+    indexed result as found when it is no farther than the exact scan's 10th result.
+    """
     from tools.agents import resolve_agent
 
     where = passage_repo.PassageFilter()
-    overlaps, index_times = [], []
+    overlaps, within, index_times = [], [], []
     for query in queries:
         [vector] = await scope.embedder.embed([query])
         async with scope.sessions.begin() as session:
@@ -159,8 +165,19 @@ async def _recall(scope: Scope, agent: str, queries: list[str]) -> dict[str, Any
             start = time.perf_counter()
             indexed = await passage_repo.vector_leg(session, scope.owner_id, agent_id, exact_scan_limit=0, **common)
             index_times.append(time.perf_counter() - start)
+            distance = text("SELECT id, embedding <=> :query AS d FROM passages WHERE id = ANY(:ids)").bindparams(
+                bindparam("query", type_=Vector())
+            )
+            found = dict((await session.execute(distance, {"query": vector, "ids": exact + indexed})).all())
         overlaps.append(len(set(exact) & set(indexed)) / 10)
-    return {"mean": round(statistics.fmean(overlaps), 4), "min": min(overlaps), "hnsw_leg": ms(index_times)}
+        farthest = max(found[i] for i in exact)
+        within.append(sum(found[i] <= farthest + 1e-6 for i in indexed) / 10)
+    return {
+        "by_id": round(statistics.fmean(overlaps), 4),
+        "by_distance": round(statistics.fmean(within), 4),
+        "worst_query_by_distance": min(within),
+        "hnsw_leg": ms(index_times),
+    }
 
 
 async def insert_throughput(url: str, data_dir: str, texts: list[str]) -> dict[str, Any]:
