@@ -86,9 +86,10 @@ class FastEmbedder:
 class LiteLLMEmbedder:
     """A provider's embedding API through litellm (e.g. 'openai/text-embedding-3-small'); needs its API key."""
 
-    def __init__(self, model: str, *, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, model: str, *, batch_size: int = BATCH_SIZE, options: dict[str, Any] | None = None) -> None:
         self._model = model
         self._batch_size = batch_size
+        self._options = options or {}  # passed to litellm.aembedding (api_base, timeout, ...)
 
     @property
     def model(self) -> str:
@@ -106,12 +107,17 @@ class LiteLLMEmbedder:
         for start in range(0, len(texts), self._batch_size):
             batch = list(texts[start : start + self._batch_size])
             try:
-                response = await litellm.aembedding(model=self._model, input=batch)
+                response = await litellm.aembedding(model=self._model, input=batch, **self._options)
             except Exception as exc:
                 raise BackendUnavailableError(
                     f"the embedding model '{self._model}' failed ({type(exc).__name__}); check its API key "
                     "and the model name"
                 ) from exc
+            if len(response.data) != len(batch):
+                raise BackendUnavailableError(
+                    f"the embedding model '{self._model}' returned {len(response.data)} vectors for "
+                    f"{len(batch)} texts"
+                )
             vectors.extend(
                 _normalized(item["embedding"] if isinstance(item, dict) else item.embedding) for item in response.data
             )
