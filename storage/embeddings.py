@@ -115,8 +115,7 @@ class LiteLLMEmbedder:
                 ) from exc
             if len(response.data) != len(batch):
                 raise BackendUnavailableError(
-                    f"the embedding model '{self._model}' returned {len(response.data)} vectors for "
-                    f"{len(batch)} texts"
+                    f"the embedding model '{self._model}' returned {len(response.data)} vectors for {len(batch)} texts"
                 )
             vectors.extend(
                 _normalized(item["embedding"] if isinstance(item, dict) else item.embedding) for item in response.data
