@@ -8,6 +8,7 @@ scans when they are many, falling back to the exact scan if the index returns to
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from storage.schema import Passage
 
 HNSW_EF_SEARCH = 100
+LARGE_AGENT_TTL = 60.0  # seconds an agent found larger than the exact-scan limit is assumed to stay so
+_large_agents: dict[tuple[uuid.UUID, str, int], float] = {}  # (agent, model, limit) -> when to look again
 _indexed: set[tuple[str, int]] = set()  # (database, dimension) pairs known to have their HNSW index
 
 
@@ -176,9 +179,14 @@ async def vector_leg(
     """
     filters, values = where.sql()
     values |= {"owner": owner_id, "agent": agent_id, "model": model, "limit": limit, "query": query}
-    if await _has_more_than(session, agent_id, model, exact_scan_limit):
-        await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(HNSW_EF_SEARCH, limit)}"))
-        await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    if await _is_large(session, agent_id, model, exact_scan_limit):
+        await session.execute(
+            text(
+                "SELECT set_config('hnsw.ef_search', :ef, true), "
+                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+            ),
+            {"ef": str(max(HNSW_EF_SEARCH, limit))},
+        )
         indexed = text(
             f"SELECT id FROM (SELECT id, (embedding::vector({dimension})) <=> :query AS distance FROM passages "
             f"WHERE vector_dims(embedding) = {dimension} AND agent_id = :agent AND owner_id = :owner "
@@ -222,14 +230,24 @@ async def keyword_leg(
     return list((await session.scalars(statement, values)).all())
 
 
-async def _has_more_than(session: AsyncSession, agent_id: uuid.UUID, model: str, limit: int) -> bool:
-    """Counts at most limit + 1 rows, so the probe stays cheap for agents with millions of passages."""
+async def _is_large(session: AsyncSession, agent_id: uuid.UUID, model: str, limit: int) -> bool:
+    """Whether the agent has more than `limit` passages of this model (then the index pays off).
+
+    The probe counts at most limit + 1 rows; a "large" answer is remembered for LARGE_AGENT_TTL seconds.
+    Results never depend on it: the index path falls back to an exact scan when it finds too few rows.
+    """
+    key = (agent_id, model, limit)
+    if _large_agents.get(key, 0.0) > time.monotonic():
+        return True
     probe = text(
         "SELECT count(*) FROM (SELECT 1 FROM passages WHERE agent_id = :agent AND embedding_model = :model "
         "LIMIT :limit) enough"
     )
     found = await session.scalar(probe, {"agent": agent_id, "model": model, "limit": limit + 1})
-    return int(found or 0) > limit
+    if int(found or 0) > limit:
+        _large_agents[key] = time.monotonic() + LARGE_AGENT_TTL
+        return True
+    return False
 
 
 async def ensure_vector_index(connection: AsyncConnection, dimension: int) -> None:
