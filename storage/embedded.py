@@ -63,7 +63,8 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
             warnings.simplefilter("ignore")
             handle = get_server(pgdata, cleanup_mode="stop")
         uri = handle.get_uri()
-        _tune(handle, uri, restart_now=fresh)
+        if not _tuned(pgdata):
+            _tune(handle, uri, restart_now=fresh)
     except Exception as exc:
         log_file = pgdata / "log"
         raise EmbeddedStartError(
@@ -73,6 +74,15 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     embedded = EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)
     _joined[pgdata] = embedded
     return embedded
+
+
+def _tuned(pgdata: Path) -> bool:
+    """Whether ALTER SYSTEM already wrote TUNING (read from the file: no connection, no driver import)."""
+    try:
+        written = (pgdata / "postgresql.auto.conf").read_text()
+    except OSError:
+        return False
+    return all(f"{name} = '{value}'" in written for name, value in TUNING.items())
 
 
 def _tune(handle: Any, uri: str, *, restart_now: bool) -> None:
