@@ -49,6 +49,15 @@ async def test_engram_serve_offers_the_tools_over_stdio(tmp_path: Path) -> None:
         assert result["value"].endswith("\nPrefers dark mode.")
 
 
+async def test_archival_memory_over_stdio_with_the_shipped_embedding_model(tmp_path: Path) -> None:
+    async with engram_serve(tmp_path) as client:
+        stored = await call(client, "archival_memory_insert", content="Ada's bike lock code is 4-7-1-9.", tags=["home"])
+        await call(client, "archival_memory_insert", content="The boiler was serviced in October.")
+        hits = (await call(client, "archival_memory_search", query="how do I unlock the bicycle?"))["results"]
+    assert hits[0]["id"] == stored["id"] and hits[0]["tags"] == ["home"]
+    assert (tmp_path / "models" / "all-MiniLM-L6-v2-int8" / "model.onnx").exists()
+
+
 async def test_memory_survives_a_server_restart(tmp_path: Path) -> None:
     async with engram_serve(tmp_path) as client:
         await call(client, "core_memory_append", label="human", content="Lives in Lisbon.")
