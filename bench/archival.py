@@ -36,7 +36,7 @@ from server.context import open_app
 from server.settings import load_settings
 from storage import passages as passage_repo
 from storage.database import prepare_schema
-from storage.embedded import start_embedded
+from storage.embedded import release, start_embedded
 from tools import archival
 from tools.agents import agent_create
 from tools.ingest import store_passages
@@ -203,6 +203,8 @@ async def insert_throughput(url: str, data_dir: str, texts: list[str]) -> dict[s
 
 async def main(sizes: list[int], query_count: int, layouts: list[int]) -> dict[str, Any]:
     data_dir = tempfile.mkdtemp(prefix="engram-archival-bench-")
+    embedded = start_embedded(Path(data_dir))
+    release(embedded)  # the first start wrote the tuning (shared_buffers 1GB); a restart applies it
     embedded = start_embedded(Path(data_dir))
     texts_all = list(corpus.passages(max(sizes)))
     queries = corpus.questions(query_count)

