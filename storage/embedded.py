@@ -91,18 +91,10 @@ def _tune(uri: str) -> None:
     import psycopg
 
     with psycopg.connect(uri, autocommit=True) as connection:
-        current: dict[str, str] = dict(
-            connection.execute(
-                "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%%postgresql.auto.conf' "
-                "AND applied IS NOT NULL"
-            ).fetchall()
-        )
-        missing = {name: value for name, value in TUNING.items() if current.get(name) != value}
-        for name, value in missing.items():
+        for name, value in TUNING.items():  # _tuned() said the file lacks some: (re)write them all
             connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-        if missing:
-            connection.execute("SELECT pg_reload_conf()")
-            log.info("embedded PostgreSQL tuned (%s); shared_buffers applies from its next start", missing)
+        connection.execute("SELECT pg_reload_conf()")
+    log.info("embedded PostgreSQL tuned (%s); shared_buffers applies from its next start", TUNING)
 
 
 def release(embedded: EmbeddedPostgres) -> None:
