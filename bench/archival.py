@@ -35,6 +35,7 @@ from server.app import build_server
 from server.context import open_app
 from server.settings import load_settings
 from storage import passages as passage_repo
+from storage import search
 from storage.database import prepare_schema
 from storage.embedded import release, start_embedded
 from tools import archival
@@ -67,7 +68,7 @@ async def load(scope: Scope, agents: list[str], texts: list[str], vectors: list[
     start = time.perf_counter()
     async with scope.sessions.begin() as session:
         ids = {name: (await resolve_agent(session, scope, name)).id for name in agents}
-        await passage_repo.ensure_vector_index(await session.connection(), len(vectors[0]))
+        await search.ensure_vector_index(await session.connection(), "passages", len(vectors[0]))
     batch = 2000
     for offset in range(0, len(texts), batch):
         async with scope.sessions.begin() as session:
@@ -161,14 +162,20 @@ async def _recall(scope: Scope, agent: str, queries: list[str]) -> dict[str, Any
         async with scope.sessions.begin() as session:
             agent_id = (await resolve_agent(session, scope, agent)).id
             common = dict(query=vector, dimension=len(vector), model=scope.embedder.model, where=where, limit=10)
-            exact = await passage_repo.vector_leg(session, scope.owner_id, agent_id, exact_scan_limit=10**9, **common)
+            exact = await search.vector_leg(
+                session, "passages", scope.owner_id, agent_id, exact_scan_limit=10**9, **common
+            )
             start = time.perf_counter()
-            indexed = await passage_repo.vector_leg(session, scope.owner_id, agent_id, exact_scan_limit=0, **common)
+            indexed = await search.vector_leg(
+                session, "passages", scope.owner_id, agent_id, exact_scan_limit=0, **common
+            )
             index_times.append(time.perf_counter() - start)
             distance = text("SELECT id, embedding <=> :query AS d FROM passages WHERE id = ANY(:ids)").bindparams(
                 bindparam("query", type_=Vector())
             )
-            found = dict((await session.execute(distance, {"query": vector, "ids": exact + indexed})).all())
+            found: dict[Any, float] = dict(
+                (await session.execute(distance, {"query": vector, "ids": exact + indexed})).all()
+            )
         overlaps.append(len(set(exact) & set(indexed)) / 10)
         farthest = max(found[i] for i in exact)
         within.append(sum(found[i] <= farthest + 1e-6 for i in indexed) / 10)

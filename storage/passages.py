@@ -1,31 +1,23 @@
-"""Archival passages: insert with de-duplication, delete, list, and the two search legs.
+"""Archival passages: insert with de-duplication, delete, list, and their search filter.
 
-Every query takes the owner and the agent. The vector leg scans an agent's passages exactly when they
-are few (fast, and never starved by pgvector's post-filtering), and uses the HNSW index with iterative
-scans when they are many, falling back to the exact scan if the index returns too few rows.
+Every query takes the owner and the agent; storage.search runs the search legs over this table.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pgvector.sqlalchemy import Vector
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import search
 from storage.schema import Passage
-
-HNSW_EF_SEARCH = 100
-LARGE_AGENT_TTL = 60.0  # seconds an agent found larger than the exact-scan limit is assumed to stay so
-_large_agents: dict[tuple[uuid.UUID, str, int], float] = {}  # (agent, model, limit) -> when to look again
-_indexed: set[tuple[str, int]] = set()  # (database, dimension) pairs known to have their HNSW index
 
 
 def content_hash(text_value: str) -> str:
@@ -56,13 +48,7 @@ class PassageFilter:
         if self.tags:
             clauses.append("tags @> CAST(:tags AS text[])" if self.match_all_tags else "tags && CAST(:tags AS text[])")
             values["tags"] = list(self.tags)
-        if self.start is not None:
-            clauses.append("created_at >= :start")
-            values["start"] = self.start
-        if self.end is not None:
-            clauses.append("created_at <= :end")
-            values["end"] = self.end
-        return "".join(f" AND {clause}" for clause in clauses), values
+        return search.conditions(clauses, values, start=self.start, end=self.end)
 
 
 async def existing_ids(session: AsyncSession, agent_id: uuid.UUID, hashes: Sequence[str]) -> dict[str, uuid.UUID]:
@@ -161,118 +147,6 @@ async def fetch(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UU
     return {row.id: row for row in rows}
 
 
-async def vector_leg(
-    session: AsyncSession,
-    owner_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    *,
-    query: Any,
-    dimension: int,
-    model: str,
-    where: PassageFilter,
-    limit: int,
-    exact_scan_limit: int,
-) -> list[uuid.UUID]:
-    """Ids of the agent's passages nearest to `query` (cosine), nearest first.
-
-    Agents with at most `exact_scan_limit` passages of this model are scanned exactly.
-    """
-    filters, values = where.sql()
-    values |= {"owner": owner_id, "agent": agent_id, "model": model, "limit": limit, "query": query}
-    if await _is_large(session, agent_id, model, exact_scan_limit):
-        await session.execute(
-            text(
-                "SELECT set_config('hnsw.ef_search', :ef, true), "
-                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-            ),
-            {"ef": str(max(HNSW_EF_SEARCH, limit))},
-        )
-        indexed = text(
-            f"SELECT id FROM (SELECT id, (embedding::vector({dimension})) <=> :query AS distance FROM passages "
-            f"WHERE vector_dims(embedding) = {dimension} AND agent_id = :agent AND owner_id = :owner "
-            f"AND embedding_model = :model{filters} "
-            f"ORDER BY (embedding::vector({dimension})) <=> :query LIMIT :limit) nearest ORDER BY distance"
-        ).bindparams(bindparam("query", type_=Vector()))
-        found = list((await session.scalars(indexed, values)).all())
-        if len(found) == limit:
-            return found
-    # Ordering by the bare column (not the indexed expression) keeps the HNSW index out of this plan.
-    exact = text(
-        "SELECT id FROM passages "
-        f"WHERE agent_id = :agent AND owner_id = :owner AND embedding_model = :model{filters} "
-        "ORDER BY embedding <=> :query, id LIMIT :limit"
-    ).bindparams(bindparam("query", type_=Vector()))
-    return list((await session.scalars(exact, values)).all())
-
-
-async def keyword_leg(
-    session: AsyncSession,
-    owner_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    *,
-    query: str,
-    where: PassageFilter,
-    limit: int,
-) -> list[uuid.UUID]:
-    """Ids of the agent's passages containing every word of `query` (stemmed, stop words ignored), best first.
-
-    Web-search syntax applies ("quoted phrase", -exclude, or). Requiring every word keeps this leg precise:
-    it speaks up for exact names, codes and numbers and stays silent on paraphrases, which the vector leg
-    handles. Matching any word instead let common words drown the fused ranking (see bench/archival_quality.py).
-    """
-    filters, values = where.sql()
-    values |= {"owner": owner_id, "agent": agent_id, "query": query, "limit": limit}
-    statement = text(
-        "SELECT id FROM passages, websearch_to_tsquery('english', :query) AS q "
-        f"WHERE agent_id = :agent AND owner_id = :owner AND tsv @@ q{filters} "
-        "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT :limit"
-    )
-    return list((await session.scalars(statement, values)).all())
-
-
-async def _is_large(session: AsyncSession, agent_id: uuid.UUID, model: str, limit: int) -> bool:
-    """Whether the agent has more than `limit` passages of this model (then the index pays off).
-
-    The probe counts at most limit + 1 rows; a "large" answer is remembered for LARGE_AGENT_TTL seconds.
-    Results never depend on it: the index path falls back to an exact scan when it finds too few rows.
-    """
-    key = (agent_id, model, limit)
-    if _large_agents.get(key, 0.0) > time.monotonic():
-        return True
-    probe = text(
-        "SELECT count(*) FROM (SELECT 1 FROM passages WHERE agent_id = :agent AND embedding_model = :model "
-        "LIMIT :limit) enough"
-    )
-    found = await session.scalar(probe, {"agent": agent_id, "model": model, "limit": limit + 1})
-    if int(found or 0) > limit:
-        _large_agents[key] = time.monotonic() + LARGE_AGENT_TTL
-        return True
-    return False
-
-
-async def ensure_vector_index(connection: AsyncConnection, dimension: int) -> None:
-    """Create the HNSW index for vectors of this dimension if the database lacks it (safe across processes).
-
-    Known indexes are remembered per database, so inserts do not touch the catalog (or the table lock
-    that CREATE INDEX takes) again.
-    """
-    key = (str(connection.engine.url), dimension)
-    if key in _indexed:
-        return
-    name = f"ix_passages_embedding_{dimension}"
-    exists = "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = :name"
-    if not (await connection.execute(text(exists), {"name": name})).first():
-        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x70617373 + dimension})
-        await connection.execute(
-            text(
-                f"CREATE INDEX IF NOT EXISTS {name} ON passages "
-                f"USING hnsw ((embedding::vector({dimension})) vector_cosine_ops) "
-                f"WHERE vector_dims(embedding) = {dimension}"
-            )
-        )
-    _indexed.add(key)
-
-
 async def stale(
     session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID | None, model: str, *, limit: int
 ) -> list[tuple[uuid.UUID, str]]:
@@ -299,15 +173,6 @@ async def count_stale(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid
     if agent_id is not None:
         statement = statement.where(Passage.agent_id == agent_id)
     return int(await session.scalar(statement) or 0)
-
-
-async def set_embedding(session: AsyncSession, passage_id: uuid.UUID, embedding: Any, model: str) -> None:
-    await session.execute(
-        text("UPDATE passages SET embedding = :embedding, embedding_model = :model WHERE id = :id").bindparams(
-            bindparam("embedding", type_=Vector())
-        ),
-        {"embedding": embedding, "model": model, "id": passage_id},
-    )
 
 
 async def models_in_use(session: AsyncSession) -> dict[str, int]:

@@ -86,7 +86,7 @@ async def archival_memory_insert(
     [vector] = await scope.embedder.embed([content])
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
-        await passage_repo.ensure_vector_index(await session.connection(), len(vector))
+        await search.ensure_vector_index(await session.connection(), "passages", len(vector))
         [(passage_id, created)] = await passage_repo.insert_many(
             session,
             scope.owner_id,
@@ -155,8 +155,9 @@ async def search_passages(
         agent_row = await resolve_agent(session, scope, agent)
         legs: list[tuple[list[uuid.UUID], float]] = []
         if vector is not None:
-            nearest = await passage_repo.vector_leg(
+            nearest = await search.vector_leg(
                 session,
+                "passages",
                 scope.owner_id,
                 agent_row.id,
                 query=vector,
@@ -168,8 +169,8 @@ async def search_passages(
             )
             legs.append((nearest, VECTOR_WEIGHT))
         if mode != "vector":
-            matching = await passage_repo.keyword_leg(
-                session, scope.owner_id, agent_row.id, query=query, where=where, limit=depth
+            matching = await search.keyword_leg(
+                session, "passages", scope.owner_id, agent_row.id, query=query, where=where, limit=depth
             )
             legs.append((matching, KEYWORD_WEIGHT))
         ranked = search.fuse(legs)

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
     from storage import agents as agent_repo
     from storage import passages as passage_repo
+    from storage import search
 else:
     agent_repo = lazy_module("storage.agents")
     passage_repo = lazy_module("storage.passages")
+    search = lazy_module("storage.search")
 
 SUFFIXES = (".txt", ".md", ".markdown")
 EMBED_BATCH = 64
@@ -139,7 +141,7 @@ async def store_passages(
             group.start_soon(embed_ahead)
             async with receive:
                 async for batch, vectors in receive:
-                    await passage_repo.ensure_vector_index(await session.connection(), len(vectors[0]))
+                    await search.ensure_vector_index(await session.connection(), "passages", len(vectors[0]))
                     ready = [replace(draft, embedding=vector) for draft, vector in zip(batch, vectors, strict=True)]
                     stored += await passage_repo.insert_many(
                         session, scope.owner_id, agent_id, scope.embedder.model, ready
@@ -176,9 +178,13 @@ async def reindex(scope: Scope, agent: str | None, progress: Progress | None = N
             return ReindexReport(model=model, reembedded=done)
         vectors = await scope.embedder.embed([text for _, text in batch])
         async with scope.sessions.begin() as session:
-            await passage_repo.ensure_vector_index(await session.connection(), len(vectors[0]))
-            for (passage_id, _), vector in zip(batch, vectors, strict=True):
-                await passage_repo.set_embedding(session, passage_id, vector, model)
+            await search.ensure_vector_index(await session.connection(), "passages", len(vectors[0]))
+            await search.set_embeddings(
+                session,
+                "passages",
+                [(passage_id, vector) for (passage_id, _), vector in zip(batch, vectors, strict=True)],
+                model,
+            )
         done += len(batch)
         if progress:
             progress(done, total)
