@@ -15,7 +15,7 @@ from server.context import AppContext, DatabaseOpener, open_app
 from server.instructions import INSTRUCTIONS
 from server.settings import Settings
 from server.toolkit import as_mcp_tool, resource_errors
-from tools import agents, archival, core_memory
+from tools import agents, archival, core_memory, recall
 from tools.scope import Scope
 
 
@@ -37,6 +37,8 @@ TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
     (archival.archival_memory_insert, EDIT),
     (archival.archival_memory_search, READ_ONLY),
     (archival.archival_memory_delete, DESTRUCTIVE),
+    (recall.conversation_record, EDIT),
+    (recall.conversation_search, READ_ONLY),
     (agents.agent_create, EDIT),
     (agents.agent_list, READ_ONLY),
     (agents.agent_delete, DESTRUCTIVE),
@@ -50,7 +52,7 @@ def build_server(settings: Settings, *, opener: DatabaseOpener | None = None) ->
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
-        async with open_app(settings, opener) as app:
+        async with open_app(settings, opener, background=True) as app:
             running.append(app)
             try:
                 yield app
@@ -99,6 +101,22 @@ def _register_resources(server: MCPServer[AppContext], running: list[AppContext]
         with resource_errors():
             recent = await archival.recent_passages(await scope_of(ctx), agent)
         return recent.model_dump_json()
+
+    @server.resource("engram://agents/{agent}/conversations", name="conversations", mime_type="application/json")
+    async def conversation_index(agent: str, ctx: Context) -> str:
+        """The agent's conversations in recall memory (the 100 most recently active) and how many there are."""
+        with resource_errors():
+            listing = await recall.list_conversations(await scope_of(ctx), agent)
+        return listing.model_dump_json()
+
+    @server.resource(
+        "engram://agents/{agent}/conversations/{conversation}{?page}", name="transcript", mime_type="application/json"
+    )
+    async def transcript(agent: str, conversation: str, ctx: Context, page: int = 1) -> str:
+        """A conversation's messages in order, 50 per page (?page=2 for the next ones)."""
+        with resource_errors():
+            found = await recall.read_transcript(await scope_of(ctx), agent, conversation, page)
+        return found.model_dump_json()
 
     @server.resource("engram://agents/{agent}/blocks/{label}", name="block", mime_type="text/plain")
     async def block_value(agent: str, label: str, ctx: Context) -> str:

@@ -20,6 +20,7 @@ import anyio.to_thread
 from server.settings import Settings
 from storage.embeddings import Embedder, make_embedder
 from storage.errors import BackendUnavailableError, EngramError, sole_exception
+from tools.embedding_queue import EmbeddingWorker
 from tools.scope import AgentDefaults, Scope
 
 if TYPE_CHECKING:
@@ -51,19 +52,24 @@ class Backend:
     async def open(self, opener: DatabaseOpener, embedding_model: str) -> None:
         try:
             self._database = await anyio.to_thread.run_sync(opener)
-            from storage.passages import models_in_use
+            from storage import messages, passages
             from storage.principals import LOCAL_PRINCIPAL, ensure_principal
 
             async with self._database.sessions.begin() as session:
                 self._local_owner = await ensure_principal(session, LOCAL_PRINCIPAL)
-                others = {model: n for model, n in (await models_in_use(session)).items() if model != embedding_model}
-            if others:
-                log.warning(
-                    "archival passages embedded with another model than %s (%s): vector search skips them "
-                    "until 'engram reindex' re-embeds them; keyword search still finds them",
-                    embedding_model,
-                    ", ".join(f"{n} with {model}" for model, n in others.items()),
-                )
+                for kind, counts in (
+                    ("archival passages", await passages.models_in_use(session)),
+                    ("recorded messages", await messages.models_in_use(session)),
+                ):
+                    others = {model: n for model, n in counts.items() if model != embedding_model}
+                    if others:
+                        log.warning(
+                            "%s embedded with another model than %s (%s): vector search skips them until "
+                            "'engram reindex' re-embeds them; keyword search still finds them",
+                            kind,
+                            embedding_model,
+                            ", ".join(f"{n} with {model}" for model, n in others.items()),
+                        )
         except EngramError as exc:
             self._error = str(exc)
         except Exception as exc:  # anything else: the message still reaches every caller and the log
@@ -95,6 +101,7 @@ class AppContext:
     settings: Settings
     backend: Backend
     embedder: Embedder
+    worker: EmbeddingWorker | None = None  # embeds recorded messages in the background (the server only)
 
     async def scope(self) -> Scope:
         """The local principal's scope (the only principal over stdio)."""
@@ -112,20 +119,46 @@ class AppContext:
             embedder=self.embedder,
             result_chars=self.settings.archival_result_chars,
             exact_scan_limit=self.settings.archival_exact_scan_limit,
+            recorded=self.worker.wake if self.worker else _nothing,
         )
 
 
+def _nothing() -> None:
+    pass
+
+
 @asynccontextmanager
-async def open_app(settings: Settings, opener: DatabaseOpener | None = None) -> AsyncIterator[AppContext]:
-    """Yield at once; the backend opens in a worker thread (the embedded server's start blocks)."""
+async def open_app(
+    settings: Settings, opener: DatabaseOpener | None = None, *, background: bool = False
+) -> AsyncIterator[AppContext]:
+    """Yield at once; the backend opens in a worker thread (the embedded server's start blocks).
+
+    `background` runs the embedding worker for recorded messages (the server wants it; one-shot CLI
+    commands do not, they would wait for it at exit).
+    """
     backend = Backend()
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
+    worker = EmbeddingWorker(embedder) if background else None
+
+    worker_scope = anyio.CancelScope()
+
+    async def run_worker(worker: EmbeddingWorker) -> None:
+        with worker_scope:
+            try:
+                database, _ = await backend.wait()
+            except BackendUnavailableError:
+                return  # every tool call reports it
+            await worker.run(database.sessions)
+
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(backend.open, opener or default_opener(settings), settings.embedding_model)
+            if worker is not None:
+                group.start_soon(run_worker, worker)
             try:
-                yield AppContext(settings=settings, backend=backend, embedder=embedder)
+                yield AppContext(settings=settings, backend=backend, embedder=embedder, worker=worker)
             finally:
+                worker_scope.cancel()
                 await backend.close()
     except BaseExceptionGroup as group:  # callers see the error itself, not the task group's wrapper
         raise sole_exception(group) from None

@@ -119,3 +119,49 @@ class Passage(Base):
     embedding: Mapped[Any] = mapped_column(Vector(), nullable=True, deferred=True)
     embedding_model: Mapped[str | None] = mapped_column(Text, nullable=True)
     tsv: Mapped[Any] = mapped_column(TSVECTOR, Computed("to_tsvector('english', text)", persisted=True), deferred=True)
+
+
+class Conversation(Base):
+    """A thread of one agent's messages (recall memory). `name` is what hosts and tools call it."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("agent_id", "name", name="conversations_agent_name_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(Text, default="")
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Message(Base):
+    """One message of a conversation: what was said (content JSON), its searchable text, and its vectors.
+
+    `embedding` is filled in the background; until then the message is found by keyword only.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "ordinal", name="messages_conversation_ordinal_key"),
+        UniqueConstraint("conversation_id", "external_key", name="messages_conversation_key_key"),
+        CheckConstraint("role IN ('user', 'assistant', 'tool', 'system')", name="messages_role_valid"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(Text)
+    content: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    text: Mapped[str] = mapped_column(Text)
+    external_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    search_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=True, deferred=True)
+    embedding_model: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tsv: Mapped[Any] = mapped_column(TSVECTOR, Computed("to_tsvector('english', text)", persisted=True), deferred=True)

@@ -184,8 +184,9 @@ async def set_embeddings(session: AsyncSession, table: str, rows: Sequence[tuple
     statement = text(f"UPDATE {table} SET embedding = :embedding, embedding_model = :model WHERE id = :id").bindparams(
         bindparam("embedding", type_=Vector())
     )
-    for row_id, embedding in rows:
-        await session.execute(statement, {"embedding": embedding, "model": model, "id": row_id})
+    await session.execute(
+        statement, [{"embedding": embedding, "model": model, "id": row_id} for row_id, embedding in rows]
+    )
 
 
 def fuse(rankings: Sequence[tuple[Sequence[K], float]], *, k: int = RRF_K) -> list[tuple[K, float]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -12,7 +12,7 @@ from storage import lazy_module
 from storage.errors import InvalidInputError, NotFoundError
 from tools.agents import AgentArg, resolve_agent
 from tools.scope import Scope
-from tools.validation import check_text
+from tools.validation import check_text, time_range
 
 if TYPE_CHECKING:
     from storage import passages as passage_repo
@@ -235,32 +235,10 @@ def check_tags(tags: list[str] | None) -> list[str]:
 def passage_filter(tags: list[str] | None, tag_match: str, start: str | None, end: str | None) -> PassageFilter:
     if tag_match not in ("any", "all"):
         raise InvalidInputError(f"tag_match {tag_match!r} is not valid; use 'any' or 'all'")
-    start_at = parse_moment("start_datetime", start, end_of_day=False)
-    end_at = parse_moment("end_datetime", end, end_of_day=True)
-    if start_at and end_at and end_at < start_at:
-        raise InvalidInputError(f"end_datetime {end} is before start_datetime {start}; swap them or widen the range")
+    start_at, end_at = time_range(("start_datetime", start), ("end_datetime", end))
     return passage_repo.PassageFilter(
         tags=check_tags(tags), match_all_tags=tag_match == "all", start=start_at, end=end_at
     )
-
-
-def parse_moment(argument: str, value: str | None, *, end_of_day: bool) -> datetime | None:
-    """An ISO 8601 date or date-time; a date alone means the start (or, for an end, the end) of that day, UTC."""
-    if value is None or not value.strip():
-        return None
-    text_value = value.strip()
-    try:
-        if len(text_value) == 10:
-            day = date.fromisoformat(text_value)
-            moment = datetime.combine(day, time.min, tzinfo=UTC)
-            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
-        parsed = datetime.fromisoformat(text_value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInputError(
-            f"{argument} {value[:40]!r} is not an ISO 8601 date or date-time; use e.g. '2025-01-31' or "
-            "'2025-01-31T09:30:00Z'"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_passage_id(value: str) -> uuid.UUID:

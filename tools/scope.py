@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,3 +34,4 @@ class Scope:
     embedder: Embedder
     result_chars: int = 600
     exact_scan_limit: int = 10_000
+    recorded: Callable[[], None] = field(default=lambda: None)  # messages were written: wake the embedding worker

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, time, timedelta
 
 from storage.errors import InvalidInputError
 
@@ -37,3 +38,31 @@ def check_label(label: str) -> str:
             f"block label {label[:80]!r} is not valid: use 1-50 letters, digits, '_', '.' or '-' (e.g. 'human')"
         )
     return label
+
+
+def time_range(start: tuple[str, str | None], end: tuple[str, str | None]) -> tuple[datetime | None, datetime | None]:
+    """An inclusive (start, end) range from two (argument name, ISO text) pairs; refused if it ends before it starts."""
+    start_at = parse_moment(start[0], start[1], end_of_day=False)
+    end_at = parse_moment(end[0], end[1], end_of_day=True)
+    if start_at and end_at and end_at < start_at:
+        raise InvalidInputError(f"{end[0]} {end[1]} is before {start[0]} {start[1]}; swap them or widen the range")
+    return start_at, end_at
+
+
+def parse_moment(argument: str, value: str | None, *, end_of_day: bool) -> datetime | None:
+    """An ISO 8601 date or date-time; a date alone means the start (or, for an end, the end) of that day, UTC."""
+    if value is None or not value.strip():
+        return None
+    text_value = value.strip()
+    try:
+        if len(text_value) == 10:
+            day = date.fromisoformat(text_value)
+            moment = datetime.combine(day, time.min, tzinfo=UTC)
+            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
+        parsed = datetime.fromisoformat(text_value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(
+            f"{argument} {value[:40]!r} is not an ISO 8601 date or date-time; use e.g. '2025-01-31' or "
+            "'2025-01-31T09:30:00Z'"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

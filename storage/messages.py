@@ -1,0 +1,266 @@
+"""Recall memory: conversations, their messages, the search filter and the queue of pending embeddings.
+
+Every query about a caller's data takes the owner and the agent. Messages are written without an
+embedding; `claim_pending` hands them to whoever embeds them (the server's background worker, `engram
+import`, `engram reindex`), so a message written just before a crash is embedded at the next start.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import search
+from storage.schema import Conversation, Message
+
+ROLES = ("user", "assistant", "tool", "system")
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    role: str
+    text: str
+    content: dict[str, Any]
+    created_at: datetime | None = None  # now, when not given
+    external_key: str | None = None  # the source's id (imports): a message with a known key is not stored again
+    search_call: bool = False  # a conversation_search call or its result: left out of searches by default
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """Filters applied in SQL to both search legs."""
+
+    roles: Sequence[str] = ("user", "assistant", "system")
+    include_search_calls: bool = False
+    conversation_id: uuid.UUID | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def sql(self) -> tuple[str, dict[str, Any]]:
+        clauses = ["role = ANY(CAST(:roles AS text[]))"]
+        values: dict[str, Any] = {"roles": list(self.roles)}
+        if not self.include_search_calls:
+            clauses.append("NOT search_call")
+        if self.conversation_id is not None:
+            clauses.append("conversation_id = :conversation")
+            values["conversation"] = self.conversation_id
+        return search.conditions(clauses, values, start=self.start, end=self.end)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: uuid.UUID
+    ordinal: int
+    created: bool  # False when the conversation already held a message with its external key
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    id: uuid.UUID
+    text: str
+
+
+async def get_conversation(
+    session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, name: str
+) -> Conversation | None:
+    return await session.scalar(
+        select(Conversation).where(
+            Conversation.owner_id == owner_id, Conversation.agent_id == agent_id, Conversation.name == name
+        )
+    )
+
+
+async def ensure_conversation(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    name: str,
+    *,
+    title: str = "",
+    source: str = "",
+    created_at: datetime | None = None,
+) -> Conversation:
+    """The agent's conversation called `name`, created if new (safe when several callers create it at once)."""
+    values: dict[str, Any] = {"owner_id": owner_id, "agent_id": agent_id, "name": name, "title": title}
+    values |= {"source": source, "id": uuid.uuid4()}
+    if created_at is not None:
+        values["created_at"] = created_at
+    await session.execute(
+        insert(Conversation).values(values).on_conflict_do_nothing(constraint="conversations_agent_name_key")
+    )
+    found = await get_conversation(session, owner_id, agent_id, name)
+    assert found is not None
+    return found
+
+
+async def append(
+    session: AsyncSession, conversation: Conversation, messages: Sequence[NewMessage]
+) -> list[StoredMessage]:
+    """Add messages at the end of the conversation, in order. A message whose external key the conversation
+    already holds is not added again.
+
+    The conversation row is locked until the transaction ends, so concurrent writers get distinct ordinals.
+    """
+    locked = await session.execute(
+        select(Conversation.message_count).where(Conversation.id == conversation.id).with_for_update()
+    )
+    count = int(locked.scalar_one())
+    keys = [message.external_key for message in messages if message.external_key is not None]
+    known: dict[str, StoredMessage] = {}
+    if keys:
+        rows = await session.execute(
+            select(Message.external_key, Message.id, Message.ordinal).where(
+                Message.conversation_id == conversation.id, Message.external_key.in_(keys)
+            )
+        )
+        known = {row.external_key: StoredMessage(row.id, row.ordinal, created=False) for row in rows}
+    results: list[StoredMessage] = []
+    now = datetime.now(UTC)
+    rows_to_add: list[dict[str, Any]] = []
+    for message in messages:
+        if message.external_key is not None and message.external_key in known:
+            results.append(known[message.external_key])
+            continue
+        count += 1
+        row: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "owner_id": conversation.owner_id,
+            "agent_id": conversation.agent_id,
+            "conversation_id": conversation.id,
+            "ordinal": count,
+            "role": message.role,
+            "content": message.content,
+            "text": message.text,
+            "external_key": message.external_key,
+            "search_call": message.search_call,
+            "created_at": message.created_at or now,
+        }
+        stored = StoredMessage(row["id"], count, created=True)
+        if message.external_key is not None:
+            known[message.external_key] = replace(stored, created=False)
+        rows_to_add.append(row)
+        results.append(stored)
+    if rows_to_add:
+        await session.execute(insert(Message), rows_to_add)
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(
+                message_count=count,
+                last_message_at=select(func.max(Message.created_at))
+                .where(Message.conversation_id == conversation.id)
+                .scalar_subquery(),
+            )
+        )
+    return results
+
+
+async def fetch(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Message]:
+    rows = await session.scalars(select(Message).where(Message.id.in_(list(ids))))
+    return {row.id: row for row in rows}
+
+
+async def neighbours(
+    session: AsyncSession, hits: Sequence[Message], *, around: int = 1
+) -> dict[tuple[uuid.UUID, int], Message]:
+    """The messages within `around` places of each hit in its conversation, keyed by (conversation, ordinal)."""
+    if not hits:
+        return {}
+    wanted = {(hit.conversation_id, hit.ordinal + step) for hit in hits for step in range(-around, around + 1) if step}
+    conversations = list({conversation for conversation, _ in wanted})
+    ordinals = list({ordinal for _, ordinal in wanted})
+    rows = await session.scalars(
+        select(Message).where(Message.conversation_id.in_(conversations), Message.ordinal.in_(ordinals))
+    )
+    return {(row.conversation_id, row.ordinal): row for row in rows if (row.conversation_id, row.ordinal) in wanted}
+
+
+async def conversation_names(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    rows = await session.execute(select(Conversation.id, Conversation.name).where(Conversation.id.in_(list(ids))))
+    return {row.id: row.name for row in rows}
+
+
+async def list_conversations(
+    session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, *, limit: int, offset: int
+) -> tuple[list[Conversation], int]:
+    """The agent's conversations, most recently active first, and how many there are in all."""
+    rows = await session.scalars(
+        select(Conversation)
+        .where(Conversation.owner_id == owner_id, Conversation.agent_id == agent_id)
+        .order_by(func.coalesce(Conversation.last_message_at, Conversation.created_at).desc(), Conversation.name)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(
+        select(func.count())
+        .select_from(Conversation)
+        .where(Conversation.owner_id == owner_id, Conversation.agent_id == agent_id)
+    )
+    return list(rows), int(total or 0)
+
+
+async def transcript(session: AsyncSession, conversation: Conversation, *, first: int, limit: int) -> list[Message]:
+    """Messages from ordinal `first` on, in order."""
+    rows = await session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation.id, Message.ordinal >= first)
+        .order_by(Message.ordinal)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def claim_pending(
+    session: AsyncSession, *, limit: int, agent_id: uuid.UUID | None = None
+) -> list[PendingMessage]:
+    """Up to `limit` messages still waiting for an embedding, oldest first, locked for this transaction.
+
+    This serves Engram's own embedding worker, for every owner: rows another transaction is embedding
+    are skipped, so several processes share the work without doing it twice.
+    """
+    statement = (
+        select(Message.id, Message.text)
+        .where(Message.embedding_model.is_(None))
+        .order_by(Message.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if agent_id is not None:
+        statement = statement.where(Message.agent_id == agent_id)
+    return [PendingMessage(id=row.id, text=row.text) for row in await session.execute(statement)]
+
+
+async def count_pending(session: AsyncSession, *, agent_id: uuid.UUID | None = None) -> int:
+    statement = select(func.count()).select_from(Message).where(Message.embedding_model.is_(None))
+    if agent_id is not None:
+        statement = statement.where(Message.agent_id == agent_id)
+    return int(await session.scalar(statement) or 0)
+
+
+async def mark_stale_pending(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID | None, model: str) -> int:
+    """Queue the owner's messages embedded with another model for re-embedding; returns how many."""
+    statement = (
+        update(Message)
+        .where(Message.owner_id == owner_id, Message.embedding_model.is_not(None), Message.embedding_model != model)
+        .values(embedding=None, embedding_model=None)
+    )
+    if agent_id is not None:
+        statement = statement.where(Message.agent_id == agent_id)
+    result = await session.execute(statement.returning(Message.id))
+    return len(result.all())
+
+
+async def models_in_use(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        text(
+            "SELECT embedding_model AS model, count(*) AS n FROM messages WHERE embedding_model IS NOT NULL GROUP BY 1"
+        )
+    )
+    return {row.model: int(row.n) for row in rows}

@@ -1,0 +1,356 @@
+"""Recall memory: every message of an agent's conversations, recorded and found again (hybrid search).
+
+MCP hosts do not show the server their conversations; they record turns with conversation_record (or
+the `engram record` hook command, or `engram import`), and find them with conversation_search.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from storage import lazy_module
+from storage.errors import InvalidInputError, NotFoundError
+from tools.agents import AgentArg, resolve_agent
+from tools.scope import Scope
+from tools.validation import check_text, time_range
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from storage import messages as message_repo
+    from storage import search
+    from storage.messages import MessageFilter
+    from storage.schema import Agent, Conversation, Message
+else:
+    message_repo = lazy_module("storage.messages")
+    search = lazy_module("storage.search")
+
+DEFAULT_CONVERSATION = "default"
+CONVERSATION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
+MAX_QUERY_CHARS = 2000
+MAX_LIMIT = 50
+CANDIDATES = 100  # depth of each search leg: pages reach down to the 100 best matches
+ANSWER_CHARS = 8000  # hits with their context together (~2k tokens), so a search never floods the host
+VECTOR_WEIGHT = 1.0
+KEYWORD_WEIGHT = 1.0
+TRANSCRIPT_PAGE = 50
+
+Role = Literal["user", "assistant", "tool", "system"]
+SearchMode = Literal["hybrid", "vector", "keyword"]
+ConversationArg = Annotated[
+    str | None,
+    Field(description=f"Conversation (thread) name, e.g. a chat's id; '{DEFAULT_CONVERSATION}' if omitted."),
+]
+
+
+class RecordedMessage(BaseModel):
+    id: str
+    conversation: str
+    ordinal: int = Field(description="Position in the conversation, from 1.")
+
+
+class MessageHit(BaseModel):
+    id: str
+    conversation: str
+    role: str
+    created_at: datetime
+    text: str = Field(description="The message, or the part of it around the words searched for.")
+    truncated: bool = Field(description="True when text is only part of the message.")
+    before: str | None = Field(description="The message just before, shortened.")
+    after: str | None = Field(description="The message just after, shortened.")
+    score: float = Field(description="Fused rank score, 1.0 = best possible.")
+
+
+class MessageSearchPage(BaseModel):
+    results: list[MessageHit]
+    page: int
+    limit: int
+    has_more: bool
+
+
+class ConversationInfo(BaseModel):
+    name: str
+    title: str
+    source: str
+    messages: int
+    created_at: datetime
+    last_message_at: datetime | None
+
+
+class ConversationList(BaseModel):
+    agent: str
+    total: int
+    conversations: list[ConversationInfo]
+
+
+class TranscriptMessage(BaseModel):
+    ordinal: int
+    role: str
+    created_at: datetime
+    text: str
+
+
+class Transcript(BaseModel):
+    agent: str
+    conversation: ConversationInfo
+    page: int
+    messages: list[TranscriptMessage]
+    next_page: int | None
+
+
+async def conversation_record(
+    scope: Scope,
+    role: Annotated[Role, Field(description="Who said it: 'user', 'assistant', 'tool' or 'system'.")],
+    content: Annotated[str, Field(description="The message text, as said.")],
+    conversation: ConversationArg = None,
+    agent: AgentArg = None,
+) -> RecordedMessage:
+    """Record one message of the current conversation in recall memory, so conversation_search finds it later.
+
+    Record the user's messages and your replies as they happen (not summaries): recall memory is the
+    verbatim history. The conversation is created on first use.
+    """
+    return await record_message(scope, agent, conversation, role, content, source="mcp")
+
+
+async def record_message(
+    scope: Scope, agent: str | None, conversation: str | None, role: str, content: str, *, source: str
+) -> RecordedMessage:
+    """Append one message to a conversation (created on first use, noting `source`: mcp, cli, a hook)."""
+    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    text_value = check_text("content", content, max_chars=scope.max_input_chars)
+    checked_role = check_role(role)
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await message_repo.ensure_conversation(session, scope.owner_id, agent_row.id, name, source=source)
+        [stored] = await message_repo.append(
+            session, thread, [message_repo.NewMessage(role=checked_role, text=text_value, content={"text": text_value})]
+        )
+    scope.recorded()
+    return RecordedMessage(id=str(stored.id), conversation=name, ordinal=stored.ordinal)
+
+
+async def conversation_search(
+    scope: Scope,
+    query: Annotated[str, Field(description="What to look for: words, names, numbers, or a description.")],
+    roles: Annotated[
+        list[Role] | None,
+        Field(
+            description="Only messages of these roles; default user, assistant and system (tool results only "
+            "when asked for)."
+        ),
+    ] = None,
+    start_date: Annotated[
+        str | None, Field(description="Only messages from this ISO date/time on, e.g. '2025-01-31' (inclusive).")
+    ] = None,
+    end_date: Annotated[
+        str | None, Field(description="Only messages up to this ISO date/time (a date includes the whole day).")
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Results per page.")] = 10,
+    page: Annotated[int, Field(ge=1, description="Page of results, from 1.")] = 1,
+    conversation: Annotated[str | None, Field(description="Only this conversation (all if omitted).")] = None,
+    agent: AgentArg = None,
+) -> MessageSearchPage:
+    """Search past conversations (recall memory) by meaning and by exact words, best matches first.
+
+    Each hit shows who said it, when, in which conversation, with the messages around it.
+    """
+    query = check_text("query", query, max_chars=MAX_QUERY_CHARS)
+    if (page - 1) * limit >= CANDIDATES:
+        raise InvalidInputError(
+            f"page {page} with limit {limit} starts past the {CANDIDATES} best matches; "
+            "narrow the query, the dates or the conversation instead of paging further"
+        )
+    start_at, end_at = time_range(("start_date", start_date), ("end_date", end_date))
+    wanted_roles = [check_role(role) for role in roles] if roles else ["user", "assistant", "system"]
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        conversation_id = (
+            (await find_conversation(session, scope, agent_row, conversation)).id if conversation else None
+        )
+    where = message_repo.MessageFilter(
+        roles=wanted_roles,
+        include_search_calls="tool" in wanted_roles,
+        conversation_id=conversation_id,
+        start=start_at,
+        end=end_at,
+    )
+    ranked, hits = await search_messages(
+        scope, agent_row, query, where, mode="hybrid", window=(page - 1) * limit, size=limit
+    )
+    return MessageSearchPage(results=hits, page=page, limit=limit, has_more=len(ranked) > page * limit)
+
+
+async def search_messages(
+    scope: Scope,
+    agent_row: Agent,
+    query: str,
+    where: MessageFilter,
+    *,
+    mode: SearchMode,
+    window: int = 0,
+    size: int = 10,
+) -> tuple[list[tuple[uuid.UUID, float]], list[MessageHit]]:
+    """The fused ranking (id, score) from up to CANDIDATES messages per leg, and the hits ranked from
+    `window` to `window + size`, with their neighbouring messages."""
+    vector = (await scope.embedder.embed([query]))[0] if mode != "keyword" else None
+    async with scope.sessions.begin() as session:
+        legs: list[tuple[list[uuid.UUID], float]] = []
+        if vector is not None:
+            nearest = await search.vector_leg(
+                session,
+                "messages",
+                scope.owner_id,
+                agent_row.id,
+                query=vector,
+                dimension=len(vector),
+                model=scope.embedder.model,
+                where=where,
+                limit=CANDIDATES,
+                exact_scan_limit=scope.exact_scan_limit,
+            )
+            legs.append((nearest, VECTOR_WEIGHT))
+        if mode != "vector":
+            matching = await search.keyword_leg(
+                session,
+                "messages",
+                scope.owner_id,
+                agent_row.id,
+                query=query,
+                where=where,
+                limit=CANDIDATES,
+                match="any",
+            )
+            legs.append((matching, KEYWORD_WEIGHT))
+        ranked = search.fuse(legs)
+        chosen = ranked[window : window + size]
+        found = await message_repo.fetch(session, [message_id for message_id, _ in chosen])
+        rows = [found[message_id] for message_id, _ in chosen]
+        around = await message_repo.neighbours(session, rows)
+        names = await message_repo.conversation_names(session, list({row.conversation_id for row in rows}))
+    budget = ANSWER_CHARS // max(size, 1)
+    hits = [
+        render_hit(row, score, names[row.conversation_id], around, query, budget)
+        for row, (_, score) in zip(rows, chosen, strict=True)
+    ]
+    return ranked, hits
+
+
+def render_hit(
+    row: Message,
+    score: float,
+    conversation: str,
+    around: dict[tuple[uuid.UUID, int], Message],
+    query: str,
+    budget: int,
+) -> MessageHit:
+    """A hit within `budget` characters: three fifths for its text, a fifth for each neighbour."""
+    text_value, truncated = snippet(row.text, query, max(120, budget * 3 // 5))
+    context = max(60, budget // 5)
+
+    def neighbour(step: int) -> str | None:
+        other = around.get((row.conversation_id, row.ordinal + step))
+        return None if other is None else shorten(f"{other.role}: {other.text}", context)
+
+    return MessageHit(
+        id=str(row.id),
+        conversation=conversation,
+        role=row.role,
+        created_at=row.created_at,
+        text=text_value,
+        truncated=truncated,
+        before=neighbour(-1),
+        after=neighbour(1),
+        score=score,
+    )
+
+
+WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'_-]{2,}")
+
+
+def snippet(text_value: str, query: str, limit: int) -> tuple[str, bool]:
+    """The text if it fits in `limit` characters, else the part around the first word of the query it contains."""
+    if len(text_value) <= limit:
+        return text_value, False
+    lowered = text_value.lower()
+    positions = [lowered.find(word.lower()) for word in WORD.findall(query)]
+    first = min((position for position in positions if position >= 0), default=0)
+    start = max(0, min(first - limit // 4, len(text_value) - limit + 1))
+    end = start + limit - 2
+    return ("…" if start else "") + text_value[start:end].strip() + ("…" if end < len(text_value) else ""), True
+
+
+def shorten(text_value: str, limit: int) -> str:
+    flat = " ".join(text_value.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+async def list_conversations(scope: Scope, agent: str | None, *, limit: int = 100) -> ConversationList:
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        rows, total = await message_repo.list_conversations(
+            session, scope.owner_id, agent_row.id, limit=limit, offset=0
+        )
+    return ConversationList(agent=agent_row.name, total=total, conversations=[conversation_info(row) for row in rows])
+
+
+async def read_transcript(scope: Scope, agent: str | None, conversation: str, page: int = 1) -> Transcript:
+    if page < 1:
+        raise InvalidInputError(f"page {page} is not valid; pages start at 1")
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await find_conversation(session, scope, agent_row, conversation)
+        rows = await message_repo.transcript(
+            session, thread, first=(page - 1) * TRANSCRIPT_PAGE + 1, limit=TRANSCRIPT_PAGE
+        )
+    return Transcript(
+        agent=agent_row.name,
+        conversation=conversation_info(thread),
+        page=page,
+        messages=[
+            TranscriptMessage(ordinal=row.ordinal, role=row.role, created_at=row.created_at, text=row.text)
+            for row in rows
+        ],
+        next_page=page + 1 if page * TRANSCRIPT_PAGE < thread.message_count else None,
+    )
+
+
+async def find_conversation(session: AsyncSession, scope: Scope, agent_row: Agent, name: str) -> Conversation:
+    found = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, check_conversation(name))
+    if found is None:
+        raise NotFoundError(
+            f"agent '{agent_row.name}' has no conversation '{name}'; "
+            f"engram://agents/{agent_row.name}/conversations lists them"
+        )
+    return found
+
+
+def conversation_info(row: Conversation) -> ConversationInfo:
+    return ConversationInfo(
+        name=row.name,
+        title=row.title,
+        source=row.source,
+        messages=row.message_count,
+        created_at=row.created_at,
+        last_message_at=row.last_message_at,
+    )
+
+
+def check_conversation(name: str) -> str:
+    if not CONVERSATION_PATTERN.fullmatch(name):
+        raise InvalidInputError(
+            f"conversation name {name[:220]!r} is not valid: use 1-200 letters, digits, '_', '.', ':', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in message_repo.ROLES:
+        raise InvalidInputError(f"role {role!r} is not valid; use one of {', '.join(message_repo.ROLES)}")
+    return role
