@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from server import engram_version
+from server.hooks import HOOKS
 from server.settings import Settings, SettingsError, load_settings
 from storage.errors import EngramError
 
@@ -100,8 +101,40 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.set_defaults(run=_ingest)
 
+    record = commands.add_parser(
+        "record",
+        parents=[common],
+        help="record one message in recall memory (for host hook scripts); the text comes from stdin if omitted",
+    )
+    record.add_argument("text", nargs="?", help="the message; omitted or '-': read from stdin")
+    record.add_argument(
+        "--agent", help="the agent whose recall memory receives it (created if new; default: the default agent)"
+    )
+    record.add_argument("--conversation", help="conversation name (default: 'default', or the hook's session id)")
+    record.add_argument("--role", choices=("user", "assistant", "tool", "system"), default="user")
+    record.add_argument(
+        "--hook",
+        choices=HOOKS,
+        help="stdin is a host hook's JSON event: record the prompt or reply it carries (see README)",
+    )
+    record.set_defaults(run=_record)
+
+    history = commands.add_parser(
+        "import",
+        parents=[common],
+        help="import exported chat histories (Claude.ai, ChatGPT conversations.json, JSONL) into recall memory",
+    )
+    history.add_argument("path", type=Path, metavar="PATH", help="the export: .json, .jsonl, or the .zip as received")
+    history.add_argument(
+        "--agent", help="the agent whose recall memory receives them (created if new; default: the default agent)"
+    )
+    history.add_argument("--format", choices=("claude", "chatgpt", "jsonl"), help="default: detected from the file")
+    history.set_defaults(run=_import)
+
     reindex = commands.add_parser(
-        "reindex", parents=[common], help="re-embed archival passages not embedded with the configured model"
+        "reindex",
+        parents=[common],
+        help="re-embed archival passages and recorded messages not embedded with the configured model",
     )
     reindex.add_argument("--agent", help="only this agent (default: all of your agents)")
     reindex.set_defaults(run=_reindex)
@@ -274,7 +307,57 @@ def _reindex(settings: Settings, args: argparse.Namespace) -> int:
     bar = ProgressBar("re-embedding")
     report = _run_with_scope(settings, lambda scope: reindex(scope, args.agent, bar))
     bar.close()
-    print(f"{report.reembedded} passages re-embedded with {report.model}")
+    print(f"{report.reembedded} passages and {report.messages} messages embedded with {report.model}")
+    return 0
+
+
+def _record(settings: Settings, args: argparse.Namespace) -> int:
+    """Silent on success: a hook's stdout may be shown to the host's model."""
+    from tools.recall import record_message
+
+    text = sys.stdin.read() if args.text in (None, "-") else args.text
+    conversation, role, source = args.conversation, args.role, "cli"
+    if args.hook is not None:
+        from server.hooks import claude_code_message
+
+        message = claude_code_message(text)
+        if message is None:
+            return 0  # an event, or an empty reply, with nothing to record
+        conversation, role, text, source = conversation or message.conversation, message.role, message.text, args.hook
+    _run_with_scope(
+        settings,
+        lambda scope: record_message(scope, args.agent, conversation, role, text, source=source, create_agent=True),
+    )
+    return 0
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from tools.recall_import import import_history
+
+    reading, embedding = ProgressBar("importing"), ProgressBar("embedding")
+
+    def embedding_progress(done: int, total: int) -> None:
+        reading.close()
+        embedding(done, total)
+
+    report = _run_with_scope(
+        settings,
+        lambda scope: import_history(
+            scope,
+            args.agent or settings.default_agent,
+            args.path,
+            args.format,
+            progress=reading,
+            embedding_progress=embedding_progress,
+        ),
+    )
+    reading.close()
+    embedding.close()
+    print(
+        f"{report.conversations} {report.format} conversations ({report.new_conversations} new): "
+        f"{report.messages_added} messages added, {report.messages_already_stored} already stored, "
+        f"{report.embedded} embedded"
+    )
     return 0
 
 
@@ -297,6 +380,7 @@ class ProgressBar:
     def close(self) -> None:
         if self._drawn:
             print(file=sys.stderr)
+            self._drawn = False
 
 
 def _sql(settings: Settings, args: argparse.Namespace) -> int:

@@ -92,12 +92,19 @@ def block_summary(block: Block) -> BlockSummary:
     )
 
 
-async def resolve_agent(session: AsyncSession, scope: Scope, name: str | None) -> Agent:
-    """The named agent, or the default agent (created with its persona and human blocks on first use)."""
+async def resolve_agent(session: AsyncSession, scope: Scope, name: str | None, *, create: bool = False) -> Agent:
+    """The named agent, or the default agent (created with its persona and human blocks on first use).
+
+    `create` makes a missing named agent the same way (for commands like `engram record --agent A`).
+    """
     if name is None or name == scope.defaults.name:
         return await _default_agent(session, scope)
     check_agent_name(name)
     agent = await agent_repo.get_by_name(session, scope.owner_id, name)
+    if agent is None and create:
+        return await _create(
+            session, scope, name, description="", blocks=[], persona=None, human=None, reuse_existing=True
+        )
     if agent is None:
         raise NotFoundError(
             f"agent '{name}' does not exist; call agent_list to see your agents, or agent_create to make it"

@@ -1,4 +1,4 @@
-"""Loading documents into archival memory (`engram ingest`) and re-embedding it (`engram reindex`)."""
+"""Loading documents into archival memory (`engram ingest`) and re-embedding memory (`engram reindex`)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,19 @@ from storage import lazy_module
 from storage.errors import InvalidInputError, sole_exception
 from tools.agents import resolve_agent
 from tools.chunking import chunk_text
+from tools.embedding_queue import embed_pending
 from tools.scope import Scope
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from storage import agents as agent_repo
+    from storage import messages as message_repo
     from storage import passages as passage_repo
     from storage import search
 else:
     agent_repo = lazy_module("storage.agents")
+    message_repo = lazy_module("storage.messages")
     passage_repo = lazy_module("storage.passages")
     search = lazy_module("storage.search")
 
@@ -156,11 +159,13 @@ async def store_passages(
 @dataclass
 class ReindexReport:
     model: str
-    reembedded: int
+    reembedded: int  # archival passages
+    messages: int = 0  # recorded messages embedded (re-embedded, or never embedded before)
 
 
 async def reindex(scope: Scope, agent: str | None, progress: Progress | None = None) -> ReindexReport:
-    """Re-embed every passage (of one agent, or all of the caller's) not embedded with the current model."""
+    """Re-embed every passage and message (of one agent, or all of the caller's) not embedded with the current
+    model; messages still waiting for their first embedding are embedded too."""
     agent_id = None
     if agent is not None:
         async with scope.sessions.begin() as session:
@@ -175,7 +180,7 @@ async def reindex(scope: Scope, agent: str | None, progress: Progress | None = N
         async with scope.sessions.begin() as session:
             batch = await passage_repo.stale(session, scope.owner_id, agent_id, model, limit=EMBED_BATCH * 4)
         if not batch:
-            return ReindexReport(model=model, reembedded=done)
+            break
         vectors = await scope.embedder.embed([text for _, text in batch])
         async with scope.sessions.begin() as session:
             await search.ensure_vector_index(await session.connection(), "passages", len(vectors[0]))
@@ -188,3 +193,7 @@ async def reindex(scope: Scope, agent: str | None, progress: Progress | None = N
         done += len(batch)
         if progress:
             progress(done, total)
+    async with scope.sessions.begin() as session:
+        await message_repo.mark_stale_pending(session, scope.owner_id, agent_id, model)
+    messages = await embed_pending(scope.sessions, scope.embedder, agent_id=agent_id, progress=progress)
+    return ReindexReport(model=model, reembedded=done, messages=messages)

@@ -119,14 +119,21 @@ async def conversation_record(
 
 
 async def record_message(
-    scope: Scope, agent: str | None, conversation: str | None, role: str, content: str, *, source: str
+    scope: Scope,
+    agent: str | None,
+    conversation: str | None,
+    role: str,
+    content: str,
+    *,
+    source: str,
+    create_agent: bool = False,
 ) -> RecordedMessage:
     """Append one message to a conversation (created on first use, noting `source`: mcp, cli, a hook)."""
     name = check_conversation(conversation or DEFAULT_CONVERSATION)
     text_value = check_text("content", content, max_chars=scope.max_input_chars)
     checked_role = check_role(role)
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent(session, scope, agent, create=create_agent)
         thread = await message_repo.ensure_conversation(session, scope.owner_id, agent_row.id, name, source=source)
         [stored] = await message_repo.append(
             session, thread, [message_repo.NewMessage(role=checked_role, text=text_value, content={"text": text_value})]
