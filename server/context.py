@@ -140,25 +140,25 @@ async def open_app(
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
     worker = EmbeddingWorker(embedder) if background else None
 
-    worker_scope = anyio.CancelScope()
-
     async def run_worker(worker: EmbeddingWorker) -> None:
-        with worker_scope:
-            try:
-                database, _ = await backend.wait()
-            except BackendUnavailableError:
-                return  # every tool call reports it
-            await worker.run(database.sessions)
+        try:
+            database, _ = await backend.wait()
+        except BackendUnavailableError:
+            return  # every tool call reports it
+        await worker.run(database.sessions)
 
     try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(backend.open, opener or default_opener(settings), settings.embedding_model)
-            if worker is not None:
-                group.start_soon(run_worker, worker)
-            try:
-                yield AppContext(settings=settings, backend=backend, embedder=embedder, worker=worker)
-            finally:
-                worker_scope.cancel()
-                await backend.close()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(backend.open, opener or default_opener(settings), settings.embedding_model)
+                if worker is not None:
+                    group.start_soon(run_worker, worker)
+                try:
+                    yield AppContext(settings=settings, backend=backend, embedder=embedder, worker=worker)
+                finally:
+                    if worker is not None:
+                        worker.stop()  # it finishes its batch (cancelling it mid-transaction would leak a connection)
+        finally:
+            await backend.close()
     except BaseExceptionGroup as group:  # callers see the error itself, not the task group's wrapper
         raise sole_exception(group) from None

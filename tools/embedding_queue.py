@@ -88,6 +88,7 @@ class EmbeddingWorker:
     def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
         self._wake = anyio.Event()
+        self._stopping = False
         self.idle = anyio.Event()  # set while no message this worker can claim is waiting
 
     def wake(self) -> None:
@@ -96,12 +97,17 @@ class EmbeddingWorker:
             self.idle = anyio.Event()
         self._wake.set()
 
+    def stop(self) -> None:
+        """Return from `run` after the batch in progress (whose transaction then commits)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        while True:
+        while not self._stopping:
             self._wake = anyio.Event()
             delay = POLL_SECONDS
             try:
-                while await embed_batch(sessions, self._embedder):
+                while not self._stopping and await embed_batch(sessions, self._embedder):
                     pass
             except EngramError as exc:
                 log.warning("embedding recorded messages failed, retrying in %.0f s: %s", RETRY_SECONDS, exc)

@@ -1,0 +1,287 @@
+"""Recall memory through a real MCP client: recording, hybrid search with its filters, pagination, context,
+bad input, resources, and the background embedding of recorded messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp.client.client import Client
+from sqlalchemy import text
+
+from server.context import open_app
+from server.settings import Settings
+from storage import messages as message_repo
+from tests.conftest import call, call_error
+from tools.embedding_queue import embed_pending
+from tools.recall import record_message
+from tools.recall_import import import_history
+from tools.scope import Scope
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def local_scope(settings: Settings) -> AsyncIterator[Scope]:
+    """The local principal's scope without a background worker (as the one-shot CLI commands run)."""
+    async with open_app(settings) as app:
+        yield await app.scope()
+
+
+async def embed_all(settings: Settings) -> None:
+    """Wait until every recorded message has its embedding (the server's worker may be embedding some)."""
+    async with local_scope(settings) as scope:
+        with anyio.fail_after(60):
+            await embed_pending(scope.sessions, scope.embedder)
+
+
+async def count_messages(scope: Scope, condition: str = "true") -> int:
+    async with scope.sessions.begin() as session:
+        return int(await session.scalar(text(f"SELECT count(*) FROM messages WHERE {condition}")) or 0)
+
+
+def line(conversation: str, role: str, content: str, created_at: str) -> dict[str, Any]:
+    return {"conversation": conversation, "role": role, "content": content, "created_at": created_at}
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+async def test_recorded_messages_are_found_by_words_and_by_meaning(client: Client, settings: Settings) -> None:
+    said = [
+        ("user", "My sister Ana adopted a beagle puppy called Pretzel last weekend.", "chat-1"),
+        ("assistant", "How lovely! Beagles are friendly and curious dogs.", "chat-1"),
+        ("user", "I'm flying to Lisbon on May 3rd for the Kubernetes conference.", "chat-2"),
+        ("assistant", "Safe travels; remember that Lisbon is hilly, so bring comfortable shoes.", "chat-2"),
+    ]
+    for role, content, conversation in said:
+        recorded = await call(client, "conversation_record", role=role, content=content, conversation=conversation)
+        assert recorded["conversation"] == conversation
+    assert recorded["ordinal"] == 2
+    await embed_all(settings)
+
+    by_word = await call(client, "conversation_search", query="Pretzel")
+    assert by_word["results"][0]["text"].startswith("My sister Ana adopted")
+    first = by_word["results"][0]
+    assert first["role"] == "user" and first["conversation"] == "chat-1"
+    assert first["after"] == "assistant: How lovely! Beagles are friendly and curious dogs."
+    assert first["before"] is None
+
+    by_meaning = await call(client, "conversation_search", query="an airplane trip abroad")
+    assert "Lisbon on May 3rd" in by_meaning["results"][0]["text"]
+
+
+async def test_a_message_not_yet_embedded_is_found_by_keyword(settings: Settings) -> None:
+    async with local_scope(settings) as scope:
+        await record_message(scope, None, "notes", "user", "The boiler code is XK-4471.", source="cli")
+        assert await count_messages(scope, "embedding_model IS NULL") == 1
+        from tools.recall import conversation_search
+
+        found = await conversation_search(scope, "XK-4471")
+    assert [hit.text for hit in found.results] == ["The boiler code is XK-4471."]
+
+
+async def test_the_server_embeds_messages_left_waiting_at_its_start(settings: Settings) -> None:
+    async with local_scope(settings) as scope:
+        for number in range(3):
+            await record_message(scope, None, None, "user", f"waiting message {number}", source="cli")
+        assert await count_messages(scope, "embedding_model IS NULL") == 3
+    async with open_app(settings, background=True) as app:  # what the server's lifespan runs
+        assert app.worker is not None
+        with anyio.fail_after(60):
+            await app.worker.idle.wait()
+        scope = await app.scope()
+        assert await count_messages(scope, "embedding_model IS NULL") == 0
+        await record_message(scope, None, None, "assistant", "written while the server runs", source="mcp")
+        assert not app.worker.idle.is_set()  # the write woke the worker
+        with anyio.fail_after(60):
+            await app.worker.idle.wait()
+        assert await count_messages(scope, "embedding_model IS NULL") == 0
+
+
+async def test_dates_roles_and_conversation_filter_in_sql(client: Client, settings: Settings, tmp_path: Path) -> None:
+    rows = [
+        line("march", "user", "Booked the dentist for the molar.", "2024-03-01T09:00:00Z"),
+        line("march", "tool", "dentist calendar entry created", "2024-03-01T09:00:05Z"),
+        line("april", "user", "The dentist moved my molar appointment.", "2024-04-10T23:59:00Z"),
+        line("may", "assistant", "Your dentist visit is on May 2nd.", "2024-05-01T00:00:00Z"),
+    ]
+    async with local_scope(settings) as scope:
+        await import_history(scope, "default", write_jsonl(tmp_path / "chat.jsonl", rows))
+
+    async def texts(**arguments: Any) -> list[str]:
+        return [
+            hit["text"] for hit in (await call(client, "conversation_search", query="dentist", **arguments))["results"]
+        ]
+
+    assert len(await texts()) == 3  # tool messages only when asked for
+    assert "dentist calendar entry created" in await texts(roles=["tool"])
+    assert await texts(roles=["assistant"]) == ["Your dentist visit is on May 2nd."]
+    assert sorted(await texts(start_date="2024-03-02", end_date="2024-04-10")) == [
+        "The dentist moved my molar appointment."  # an end date includes its whole day
+    ]
+    assert await texts(end_date="2024-03-01") == ["Booked the dentist for the molar."]
+    assert await texts(start_date="2024-05-01T00:00:00Z") == ["Your dentist visit is on May 2nd."]
+    assert await texts(conversation="april") == ["The dentist moved my molar appointment."]
+
+
+async def test_earlier_searches_are_left_out_unless_tool_messages_are_asked_for(settings: Settings) -> None:
+    from tools.recall import conversation_search
+
+    async with local_scope(settings) as scope:
+        await record_message(scope, None, None, "user", "Where did I park the camper van?", source="cli")
+        async with scope.sessions.begin() as session:
+            thread = await message_repo.get_conversation(session, scope.owner_id, (await _agent_id(scope)), "default")
+            assert thread is not None
+            await message_repo.append(
+                session,
+                thread,
+                [
+                    message_repo.NewMessage(
+                        role="assistant",
+                        text='conversation_search({"query": "camper van"})',
+                        content={"text": "", "tool_calls": [{"name": "conversation_search"}]},
+                        search_call=True,
+                    )
+                ],
+            )
+        plain = await conversation_search(scope, "camper van")
+        with_tools = await conversation_search(scope, "camper van", roles=["user", "assistant", "tool"])
+    assert [hit.role for hit in plain.results] == ["user"]
+    assert len(with_tools.results) == 2
+
+
+async def _agent_id(scope: Scope) -> Any:
+    from tools.agents import resolve_agent
+
+    async with scope.sessions.begin() as session:
+        return (await resolve_agent(session, scope, None)).id
+
+
+async def test_pages_are_stable_and_disjoint(client: Client, settings: Settings) -> None:
+    for number in range(25):
+        await call(client, "conversation_record", role="user", content=f"gardening note {number}: tomatoes need water")
+    await embed_all(settings)  # pages are stable while the messages stay as they are
+    pages = [await call(client, "conversation_search", query="tomatoes", limit=10, page=page) for page in (1, 2, 3)]
+    ids = [hit["id"] for page in pages for hit in page["results"]]
+    assert len(ids) == 25 and len(set(ids)) == 25
+    assert [page["has_more"] for page in pages] == [True, True, False]
+    again = await call(client, "conversation_search", query="tomatoes", limit=10, page=2)
+    assert [hit["id"] for hit in again["results"]] == [hit["id"] for hit in pages[1]["results"]]
+
+
+async def test_a_long_message_is_shown_around_the_words_searched_for(client: Client) -> None:
+    long_text = "Filler sentence about nothing in particular. " * 60 + "The spare key is under the blue flowerpot."
+    await call(client, "conversation_record", role="user", content=long_text)
+    hit = (await call(client, "conversation_search", query="flowerpot"))["results"][0]
+    assert hit["truncated"] and "blue flowerpot" in hit["text"] and hit["text"].startswith("…")
+    assert len(hit["text"]) < 600
+
+
+async def test_answers_stay_within_the_host_budget(client: Client) -> None:
+    for number in range(12):
+        await call(client, "conversation_record", role="user", content=f"budget {number} " + "words " * 400)
+    page = await call(client, "conversation_search", query="budget words", limit=10)
+    assert len(page["results"]) == 10
+    assert len(json.dumps(page)) < 12_000  # ~3k tokens at most, context included
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"query": "  "}, "'query' is empty"),
+        ({"query": "x", "start_date": "March 3rd"}, "start_date 'March 3rd' is not an ISO 8601 date"),
+        ({"query": "x", "start_date": "2024-05-02", "end_date": "2024-05-01"}, "end_date 2024-05-01 is before"),
+        ({"query": "x", "conversation": "nope"}, "agent 'default' has no conversation 'nope'"),
+        ({"query": "x", "limit": 10, "page": 11}, "starts past the 100 best matches"),
+        ({"query": "x", "roles": ["robot"]}, "roles"),
+        ({"query": "x", "agent": "ghost"}, "agent 'ghost' does not exist"),
+    ],
+)
+async def test_bad_search_input_gets_a_clear_error(client: Client, arguments: dict[str, Any], message: str) -> None:
+    assert message in await call_error(client, "conversation_search", **arguments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"role": "user", "content": ""}, "'content' is empty"),
+        ({"role": "user", "content": "x" * 200_001}, "over the maximum of"),
+        ({"role": "user", "content": "a\x00b"}, "NUL character"),
+        ({"role": "narrator", "content": "hi"}, "role"),
+        (
+            {"role": "user", "content": "hi", "conversation": "has spaces"},
+            "conversation name 'has spaces' is not valid",
+        ),
+    ],
+)
+async def test_bad_record_input_stores_nothing(
+    client: Client, settings: Settings, arguments: dict[str, Any], message: str
+) -> None:
+    await call(client, "conversation_record", role="user", content="kept")
+    assert message in await call_error(client, "conversation_record", **arguments)
+    async with local_scope(settings) as scope:
+        assert await count_messages(scope) == 1
+
+
+async def test_concurrent_records_get_distinct_ordinals(client: Client, settings: Settings) -> None:
+    async def record(number: int) -> None:
+        await call(client, "conversation_record", role="user", content=f"message {number}")
+
+    async with anyio.create_task_group() as group:
+        for number in range(20):
+            group.start_soon(record, number)
+    async with local_scope(settings) as scope:
+        async with scope.sessions.begin() as session:
+            ordinals = list(await session.scalars(text("SELECT ordinal FROM messages ORDER BY ordinal")))
+            count = await session.scalar(text("SELECT message_count FROM conversations"))
+    assert ordinals == list(range(1, 21)) and count == 20
+
+
+async def test_conversation_resources_list_and_page_a_transcript(client: Client) -> None:
+    for number in range(60):
+        await call(client, "conversation_record", role="user", content=f"line {number}", conversation="long-chat")
+    await call(client, "conversation_record", role="user", content="hello", conversation="short-chat")
+    listing = json.loads(_text(await client.read_resource("engram://agents/default/conversations")))
+    assert [item["name"] for item in listing["conversations"]] == ["short-chat", "long-chat"]
+    assert listing["conversations"][1]["messages"] == 60
+    first = json.loads(_text(await client.read_resource("engram://agents/default/conversations/long-chat")))
+    assert len(first["messages"]) == 50 and first["next_page"] == 2
+    assert first["messages"][0]["text"] == "line 0"
+    second = json.loads(_text(await client.read_resource("engram://agents/default/conversations/long-chat?page=2")))
+    assert [m["ordinal"] for m in second["messages"]] == list(range(51, 61)) and second["next_page"] is None
+
+
+def _text(result: Any) -> str:
+    return str(result.contents[0].text)
+
+
+async def test_import_is_idempotent_keeps_timestamps_and_adds_only_new_lines(
+    settings: Settings, tmp_path: Path
+) -> None:
+    rows = [
+        line("trip", "user", "Book the train to Lyon.", "2024-06-01T08:00:00Z"),
+        line("trip", "assistant", "Booked TGV 6601.", "2024-06-01T08:00:09Z"),
+    ]
+    path = write_jsonl(tmp_path / "history.jsonl", rows)
+    async with local_scope(settings) as scope:
+        first = await import_history(scope, "travel", path)
+        again = await import_history(scope, "travel", path)
+        rows.append(
+            {"conversation": "trip", "role": "user", "content": "Thanks!", "created_at": "2024-06-01T08:01:00Z"}
+        )
+        grown = await import_history(scope, "travel", write_jsonl(path, rows))
+        async with scope.sessions.begin() as session:
+            stored = (await session.execute(text("SELECT ordinal, created_at FROM messages ORDER BY ordinal"))).all()
+    assert (first.messages_added, first.new_conversations, first.embedded) == (2, 1, 2)
+    assert (again.messages_added, again.messages_already_stored) == (0, 2)
+    assert (grown.messages_added, grown.messages_already_stored) == (1, 2)
+    assert [row.ordinal for row in stored] == [1, 2, 3]
+    assert stored[0].created_at.isoformat() == "2024-06-01T08:00:00+00:00"
