@@ -162,13 +162,19 @@ async def _recall(scope: Scope, agent: str, queries: list[str]) -> dict[str, Any
         async with scope.sessions.begin() as session:
             agent_id = (await resolve_agent(session, scope, agent)).id
             common = dict(query=vector, dimension=len(vector), model=scope.embedder.model, where=where, limit=10)
-            exact = await search.vector_leg(
-                session, "passages", scope.owner_id, agent_id, exact_scan_limit=10**9, **common
-            )
+            exact = [
+                row_id
+                for row_id, _ in await search.vector_leg(
+                    session, "passages", scope.owner_id, agent_id, exact_scan_limit=10**9, **common
+                )
+            ]
             start = time.perf_counter()
-            indexed = await search.vector_leg(
-                session, "passages", scope.owner_id, agent_id, exact_scan_limit=0, **common
-            )
+            indexed = [
+                row_id
+                for row_id, _ in await search.vector_leg(
+                    session, "passages", scope.owner_id, agent_id, exact_scan_limit=0, **common
+                )
+            ]
             index_times.append(time.perf_counter() - start)
             distance = text("SELECT id, embedding <=> :query AS d FROM passages WHERE id = ANY(:ids)").bindparams(
                 bindparam("query", type_=Vector())

@@ -182,6 +182,41 @@ async def neighbours(
     return {(row.conversation_id, row.ordinal): row for row in rows if (row.conversation_id, row.ordinal) in wanted}
 
 
+async def positions(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
+    """(conversation, ordinal) of each message id."""
+    rows = await session.execute(
+        select(Message.id, Message.conversation_id, Message.ordinal).where(Message.id.in_(list(ids)))
+    )
+    return {row.id: (row.conversation_id, row.ordinal) for row in rows}
+
+
+async def at_positions(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    wanted: set[tuple[uuid.UUID, int]],
+    where: MessageFilter,
+) -> dict[tuple[uuid.UUID, int], uuid.UUID]:
+    """Ids of the agent's messages at these (conversation, ordinal) positions that pass the filter."""
+    if not wanted:
+        return {}
+    filters, values = where.sql()
+    values |= {
+        "owner": owner_id,
+        "agent": agent_id,
+        "conversations": list({conversation for conversation, _ in wanted}),
+        "ordinals": list({ordinal for _, ordinal in wanted}),
+    }
+    rows = await session.execute(
+        text(
+            "SELECT id, conversation_id, ordinal FROM messages WHERE agent_id = :agent AND owner_id = :owner "
+            f"AND conversation_id = ANY(:conversations) AND ordinal = ANY(:ordinals){filters}"
+        ),
+        values,
+    )
+    return {(row.conversation_id, row.ordinal): row.id for row in rows if (row.conversation_id, row.ordinal) in wanted}
+
+
 async def conversation_names(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     rows = await session.execute(select(Conversation.id, Conversation.name).where(Conversation.id.in_(list(ids))))
     return {row.id: row.name for row in rows}

@@ -68,8 +68,8 @@ async def vector_leg(
     where: SqlFilter,
     limit: int,
     exact_scan_limit: int,
-) -> list[uuid.UUID]:
-    """Ids of the agent's rows nearest to `query` (cosine), nearest first.
+) -> list[tuple[uuid.UUID, float]]:
+    """(id, cosine similarity) of the agent's rows nearest to `query`, nearest first.
 
     Agents with at most `exact_scan_limit` rows of this model are scanned exactly.
     """
@@ -85,21 +85,21 @@ async def vector_leg(
             {"ef": str(max(HNSW_EF_SEARCH, limit))},
         )
         indexed = text(
-            f"SELECT id FROM (SELECT id, (embedding::vector({dimension})) <=> :query AS distance FROM {table} "
-            f"WHERE vector_dims(embedding) = {dimension} AND agent_id = :agent AND owner_id = :owner "
+            f"SELECT id, distance FROM (SELECT id, (embedding::vector({dimension})) <=> :query AS distance "
+            f"FROM {table} WHERE vector_dims(embedding) = {dimension} AND agent_id = :agent AND owner_id = :owner "
             f"AND embedding_model = :model{filters} "
-            f"ORDER BY (embedding::vector({dimension})) <=> :query LIMIT :limit) nearest ORDER BY distance"
+            f"ORDER BY (embedding::vector({dimension})) <=> :query LIMIT :limit) nearest ORDER BY distance, id"
         ).bindparams(bindparam("query", type_=Vector()))
-        found = list((await session.scalars(indexed, values)).all())
+        found = [(row.id, 1.0 - row.distance) for row in await session.execute(indexed, values)]
         if len(found) == limit:
             return found
     # Ordering by the bare column (not the indexed expression) keeps the HNSW index out of this plan.
     exact = text(
-        f"SELECT id FROM {table} "
+        f"SELECT id, embedding <=> :query AS distance FROM {table} "
         f"WHERE agent_id = :agent AND owner_id = :owner AND embedding_model = :model{filters} "
         "ORDER BY embedding <=> :query, id LIMIT :limit"
     ).bindparams(bindparam("query", type_=Vector()))
-    return list((await session.scalars(exact, values)).all())
+    return [(row.id, 1.0 - row.distance) for row in await session.execute(exact, values)]
 
 
 async def keyword_leg(
@@ -112,27 +112,64 @@ async def keyword_leg(
     where: SqlFilter,
     limit: int,
     match: KeywordMatch = "all",
-) -> list[uuid.UUID]:
-    """Ids of the agent's rows matching `query`'s words (stemmed, stop words ignored), best first.
+) -> list[tuple[uuid.UUID, float]]:
+    """(id, score) of the agent's rows matching `query`'s words (stemmed, stop words ignored), best first.
 
     "all": every word must occur, with web-search syntax ("quoted phrase", -exclude, or); precise, right
-    for notes where the vector leg handles paraphrases. "any": at least one word, ranked by how many and
-    how close together; right for conversation turns, which rarely repeat a question's words all at once.
+    for notes where the vector leg handles paraphrases. "any": at least one word, ranked by BM25 (see
+    `_any_word_leg`); right for conversation turns, which rarely repeat a question's words all at once.
     """
     table = _checked(table)
     filters, values = where.sql()
     values |= {"owner": owner_id, "agent": agent_id, "query": query, "limit": limit}
-    tsquery = (
-        "websearch_to_tsquery('english', :query)"
-        if match == "all"
-        else "CAST(replace(CAST(plainto_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery)"
-    )
+    if match == "any":
+        return await _any_word_leg(session, table, filters, values)
     statement = text(
-        f"SELECT id FROM {table}, {tsquery} AS q "
+        f"SELECT id, ts_rank_cd(tsv, q) AS score FROM {table}, websearch_to_tsquery('english', :query) AS q "
         f"WHERE agent_id = :agent AND owner_id = :owner AND tsv @@ q{filters} "
-        "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT :limit"
+        "ORDER BY score DESC, id LIMIT :limit"
     )
-    return list((await session.scalars(statement, values)).all())
+    return [(row.id, float(row.score)) for row in await session.execute(statement, values)]
+
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+MAX_QUERY_TERMS = 24
+
+
+async def _any_word_leg(
+    session: AsyncSession, table: str, filters: str, values: dict[str, Any]
+) -> list[tuple[uuid.UUID, float]]:
+    """BM25 over the rows holding any of the query's lexemes (presence, not counts: turns are short); the
+    score is divided by the sum of every query word's weight, so 1.0 means all words of average rows.
+
+    A rare word (a name, a place) outweighs common ones, which PostgreSQL's ts_rank cannot do: it knows
+    no document frequencies. They are counted here over the matching rows, in the same statement.
+    """
+    lexemes = list(
+        await session.scalars(
+            text("SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query)) ORDER BY 1 LIMIT :most"),
+            {"query": values["query"], "most": MAX_QUERY_TERMS},
+        )
+    )
+    if not lexemes:
+        return []
+    terms = [f"CAST(quote_literal(:t{index}) AS tsquery)" for index in range(len(lexemes))]
+    values |= {f"t{index}": lexeme for index, lexeme in enumerate(lexemes)}
+    values |= {"k1": BM25_K1, "b": BM25_B}
+    has = ", ".join(f"tsv @@ {term} AS h{index}" for index, term in enumerate(terms))
+    counts = ", ".join(f"count(*) FILTER (WHERE h{index}) AS d{index}" for index in range(len(terms)))
+    idf = [f"ln(1 + (total - d{index} + 0.5) / (d{index} + 0.5))" for index in range(len(terms))]
+    weight = " + ".join(f"h{index}::int * {term_idf}" for index, term_idf in enumerate(idf))
+    statement = text(
+        f"WITH matching AS (SELECT id, length(tsv) AS size, {has} FROM {table} "
+        f"WHERE agent_id = :agent AND owner_id = :owner AND tsv @@ ({' || '.join(terms)}){filters}), "
+        f"stats AS (SELECT {counts}, avg(size) AS mean_size, "
+        f"(SELECT count(*) FROM {table} WHERE agent_id = :agent) AS total FROM matching) "
+        f"SELECT id, ({weight}) * (1 + :k1) / (1 + :k1 * (1 - :b + :b * size / greatest(mean_size, 1))) "
+        f"/ ({' + '.join(idf)}) AS score FROM matching, stats ORDER BY score DESC, id LIMIT :limit"
+    )
+    return [(row.id, float(row.score)) for row in await session.execute(statement, values)]
 
 
 async def _is_large(session: AsyncSession, table: str, agent_id: uuid.UUID, model: str, limit: int) -> bool:
@@ -199,5 +236,22 @@ def fuse(rankings: Sequence[tuple[Sequence[K], float]], *, k: int = RRF_K) -> li
         for rank, key in enumerate(ids, start=1):
             scores[key] = scores.get(key, 0.0) + weight / (k + rank)
     best = sum(weight for _, weight in rankings) / (k + 1)
-    ordered = sorted(scores.items(), key=lambda item: (-item[1], str(item[0])))
-    return [(key, round(score / best, 4) if best else 0.0) for key, score in ordered]
+    return ranked({key: score / best if best else 0.0 for key, score in scores.items()})
+
+
+def blend(legs: Sequence[tuple[Sequence[tuple[K, float]], float]]) -> dict[K, float]:
+    """Weighted sum of the legs' own scores (each about 0 to 1: cosine similarity, normalised BM25).
+
+    Unlike rank fusion, a leg that only found weak matches adds little: on conversation turns this beat
+    both legs where rank fusion fell between them (bench/recall_quality.py).
+    """
+    scores: dict[K, float] = {}
+    for scored, weight in legs:
+        for key, score in scored:
+            scores[key] = scores.get(key, 0.0) + weight * score
+    return scores
+
+
+def ranked(scores: dict[K, float]) -> list[tuple[K, float]]:
+    """Best first, ties broken by the id's text so that the order (and so pagination) is stable."""
+    return [(key, round(score, 4)) for key, score in sorted(scores.items(), key=lambda item: (-item[1], str(item[0])))]

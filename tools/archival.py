@@ -167,12 +167,12 @@ async def search_passages(
                 limit=depth,
                 exact_scan_limit=scope.exact_scan_limit,
             )
-            legs.append((nearest, VECTOR_WEIGHT))
+            legs.append(([row_id for row_id, _ in nearest], VECTOR_WEIGHT))
         if mode != "vector":
             matching = await search.keyword_leg(
                 session, "passages", scope.owner_id, agent_row.id, query=query, where=where, limit=depth
             )
-            legs.append((matching, KEYWORD_WEIGHT))
+            legs.append(([row_id for row_id, _ in matching], KEYWORD_WEIGHT))
         ranked = search.fuse(legs)
         passages = await passage_repo.fetch(session, [passage_id for passage_id, _ in ranked[window : window + size]])
     return ranked, passages

@@ -36,8 +36,13 @@ MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 50
 CANDIDATES = 100  # depth of each search leg: pages reach down to the 100 best matches
 ANSWER_CHARS = 8000  # hits with their context together (~2k tokens), so a search never floods the host
-VECTOR_WEIGHT = 1.0
-KEYWORD_WEIGHT = 1.0
+# Hybrid score = VECTOR_WEIGHT * cosine similarity + KEYWORD_WEIGHT * normalised BM25, plus NEIGHBOUR_WEIGHT
+# times the better score of the turns just before and after (an answer is often next to the turn that
+# matches the question). Chosen on bench/recall_quality.py: equal weights beat both legs there, and stay
+# fair to keyword search, which is the stronger leg on some real dialogue data.
+VECTOR_WEIGHT = 0.5
+KEYWORD_WEIGHT = 0.5
+NEIGHBOUR_WEIGHT = 0.3
 TRANSCRIPT_PAGE = 50
 
 Role = Literal["user", "assistant", "tool", "system"]
@@ -63,7 +68,7 @@ class MessageHit(BaseModel):
     truncated: bool = Field(description="True when text is only part of the message.")
     before: str | None = Field(description="The message just before, shortened.")
     after: str | None = Field(description="The message just after, shortened.")
-    score: float = Field(description="Fused rank score, 1.0 = best possible.")
+    score: float = Field(description="Relevance: higher is better (about 1 for a close match).")
 
 
 class MessageSearchPage(BaseModel):
@@ -207,7 +212,7 @@ async def search_messages(
     `window` to `window + size`, with their neighbouring messages."""
     vector = (await scope.embedder.embed([query]))[0] if mode != "keyword" else None
     async with scope.sessions.begin() as session:
-        legs: list[tuple[list[uuid.UUID], float]] = []
+        legs: list[tuple[list[tuple[uuid.UUID, float]], float]] = []
         if vector is not None:
             nearest = await search.vector_leg(
                 session,
@@ -234,7 +239,10 @@ async def search_messages(
                 match="any",
             )
             legs.append((matching, KEYWORD_WEIGHT))
-        ranked = search.fuse(legs)
+        scores = search.blend(legs)
+        if mode == "hybrid":
+            scores = await with_neighbours(session, scope, agent_row, scores, where)
+        ranked = search.ranked(scores)
         chosen = ranked[window : window + size]
         found = await message_repo.fetch(session, [message_id for message_id, _ in chosen])
         rows = [found[message_id] for message_id, _ in chosen]
@@ -246,6 +254,28 @@ async def search_messages(
         for row, (_, score) in zip(rows, chosen, strict=True)
     ]
     return ranked, hits
+
+
+async def with_neighbours(
+    session: AsyncSession, scope: Scope, agent_row: Agent, scores: dict[uuid.UUID, float], where: MessageFilter
+) -> dict[uuid.UUID, float]:
+    """Each message's score plus NEIGHBOUR_WEIGHT times the better of its neighbours' scores; neighbours
+    of matches (passing the filter) join the candidates."""
+    found = {
+        position: message_id for message_id, position in (await message_repo.positions(session, list(scores))).items()
+    }
+    wanted = {(conversation, ordinal + step) for conversation, ordinal in found for step in (-1, 1)} - set(found)
+    found |= await message_repo.at_positions(session, scope.owner_id, agent_row.id, wanted, where)
+
+    def score_at(position: tuple[uuid.UUID, int]) -> float:
+        message_id = found.get(position)
+        return scores.get(message_id, 0.0) if message_id is not None else 0.0
+
+    return {
+        message_id: scores.get(message_id, 0.0)
+        + NEIGHBOUR_WEIGHT * max(score_at((conversation, ordinal - 1)), score_at((conversation, ordinal + 1)))
+        for (conversation, ordinal), message_id in found.items()
+    }
 
 
 def render_hit(
