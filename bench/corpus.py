@@ -224,3 +224,47 @@ def passages(count: int, seed: int = 7) -> Iterator[str]:
 def questions(count: int, seed: int = 11) -> list[str]:
     rng = random.Random(seed)
     return [question(rng) for _ in range(count)]
+
+
+OPENERS = ["", "btw ", "quick one: ", "so, ", "update: ", "fyi ", "hey, ", "ok so "]
+REPLIES = [
+    "Got it, I'll keep that in mind: {fact}",
+    "Thanks for the update. Want me to set a reminder about {topic}?",
+    "Noted. Is there anything else about {topic} I should know?",
+    "That makes sense. Last time you mentioned {topic} too; shall we plan the next step?",
+    "Sounds good! Let me know how {topic} goes.",
+    "Understood. I can draft a short checklist for {topic} if that helps.",
+    "Good to know. I'll remember it the next time {topic} comes up.",
+]
+ASKS = [
+    "can you remind me what we said about {topic}?",
+    "what's the plan for {topic} again?",
+    "any ideas for {topic}?",
+    "I keep forgetting the details of {topic}",
+]
+
+
+def chat_turn(rng: random.Random, role: str, previous: str) -> str:
+    """A user turn (a fact or a request) or the assistant's reply to `previous`."""
+    topic = rng.choice(TOPICS + HOBBIES + [f"the {city} trip" for city in CITIES] + [f"Project {p}" for p in PROJECTS])
+    if role == "user":
+        if rng.random() < 0.25:
+            return rng.choice(OPENERS) + rng.choice(ASKS).format(topic=topic)
+        return rng.choice(OPENERS) + passage(rng)
+    fact = previous[:80].rstrip() + ("…" if len(previous) > 80 else "")
+    return rng.choice(REPLIES).format(topic=topic, fact=fact)
+
+
+def conversations(count: int, turns: int, seed: int = 5) -> list[list[tuple[str, str]]]:
+    """`count` conversations of `turns` (role, text) pairs each, alternating user and assistant."""
+    rng = random.Random(seed)
+    threads: list[list[tuple[str, str]]] = []
+    for _ in range(count):
+        thread: list[tuple[str, str]] = []
+        previous = ""
+        for number in range(turns):
+            role = "user" if number % 2 == 0 else "assistant"
+            previous = chat_turn(rng, role, previous)
+            thread.append((role, previous))
+        threads.append(thread)
+    return threads

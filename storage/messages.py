@@ -201,20 +201,22 @@ async def at_positions(
     if not wanted:
         return {}
     filters, values = where.sql()
+    pairs = sorted(wanted)
     values |= {
         "owner": owner_id,
         "agent": agent_id,
-        "conversations": list({conversation for conversation, _ in wanted}),
-        "ordinals": list({ordinal for _, ordinal in wanted}),
+        "conversations": [conversation for conversation, _ in pairs],
+        "ordinals": [ordinal for _, ordinal in pairs],
     }
     rows = await session.execute(
         text(
-            "SELECT id, conversation_id, ordinal FROM messages WHERE agent_id = :agent AND owner_id = :owner "
-            f"AND conversation_id = ANY(:conversations) AND ordinal = ANY(:ordinals){filters}"
+            "SELECT id, conversation_id, ordinal FROM messages JOIN unnest(CAST(:conversations AS uuid[]), "
+            "CAST(:ordinals AS int[])) AS wanted(conversation_id, ordinal) USING (conversation_id, ordinal) "
+            f"WHERE agent_id = :agent AND owner_id = :owner{filters}"
         ),
         values,
     )
-    return {(row.conversation_id, row.ordinal): row.id for row in rows if (row.conversation_id, row.ordinal) in wanted}
+    return {(row.conversation_id, row.ordinal): row.id for row in rows}
 
 
 async def conversation_names(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -132,6 +132,10 @@ async def keyword_leg(
     return [(row.id, float(row.score)) for row in await session.execute(statement, values)]
 
 
+ROW_COUNTS = {  # how many rows an agent has, for BM25's document frequencies (conversations keep a count)
+    "messages": "SELECT coalesce(sum(message_count), 0) FROM conversations WHERE agent_id = :agent",
+    "passages": "SELECT count(*) FROM passages WHERE agent_id = :agent",
+}
 BM25_K1 = 1.2
 BM25_B = 0.75
 MAX_QUERY_TERMS = 24
@@ -155,19 +159,22 @@ async def _any_word_leg(
     if not lexemes:
         return []
     terms = [f"CAST(quote_literal(:t{index}) AS tsquery)" for index in range(len(lexemes))]
+    numbers = range(len(lexemes))
     values |= {f"t{index}": lexeme for index, lexeme in enumerate(lexemes)}
     values |= {"k1": BM25_K1, "b": BM25_B}
     has = ", ".join(f"tsv @@ {term} AS h{index}" for index, term in enumerate(terms))
-    counts = ", ".join(f"count(*) FILTER (WHERE h{index}) AS d{index}" for index in range(len(terms)))
-    idf = [f"ln(1 + (total - d{index} + 0.5) / (d{index} + 0.5))" for index in range(len(terms))]
-    weight = " + ".join(f"h{index}::int * {term_idf}" for index, term_idf in enumerate(idf))
+    counts = ", ".join(f"count(*) FILTER (WHERE h{index})::float8 AS d{index}" for index in numbers)
+    idf = ", ".join(f"ln(1 + (n - d{index} + 0.5) / (d{index} + 0.5)) AS w{index}" for index in numbers)
+    matched = " + ".join(f"h{index}::int * w{index}" for index in numbers)
+    # Both parts are materialised: the statistics are computed once, not again for every matching row.
     statement = text(
-        f"WITH matching AS (SELECT id, length(tsv) AS size, {has} FROM {table} "
+        f"WITH matching AS MATERIALIZED (SELECT id, length(tsv) AS size, {has} FROM {table} "
         f"WHERE agent_id = :agent AND owner_id = :owner AND tsv @@ ({' || '.join(terms)}){filters}), "
-        f"stats AS (SELECT {counts}, avg(size) AS mean_size, "
-        f"(SELECT count(*) FROM {table} WHERE agent_id = :agent) AS total FROM matching) "
-        f"SELECT id, ({weight}) * (1 + :k1) / (1 + :k1 * (1 - :b + :b * size / greatest(mean_size, 1))) "
-        f"/ ({' + '.join(idf)}) AS score FROM matching, stats ORDER BY score DESC, id LIMIT :limit"
+        f"stats AS MATERIALIZED (SELECT {idf}, mean_size FROM (SELECT {counts}, "
+        f"greatest(avg(size), 1)::float8 AS mean_size, ({ROW_COUNTS[table]})::float8 AS n FROM matching) c) "
+        f"SELECT id, ({matched}) * (1 + :k1) / (1 + :k1 * (1 - :b + :b * size / mean_size)) "
+        f"/ ({' + '.join(f'w{index}' for index in numbers)}) AS score "
+        "FROM matching, stats ORDER BY score DESC, id LIMIT :limit"
     )
     return [(row.id, float(row.score)) for row in await session.execute(statement, values)]
 
