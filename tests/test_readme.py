@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,9 @@ def test_command_line_examples_run(
     monkeypatch.chdir(tmp_path)  # the ingest example reads ./meeting-notes/
     (tmp_path / "meeting-notes").mkdir()
     (tmp_path / "meeting-notes" / "2025-03-kickoff.md").write_text("# Kickoff\n\nWe chose Postgres.\n")
+    (tmp_path / "chat-export.jsonl").write_text(
+        json.dumps({"conversation": "kickoff", "role": "user", "content": "Agenda?", "created_at": "2025-03-01"}) + "\n"
+    )
     block = next(b for b in code_blocks("sh") if "engram agents list" in b)
     for line in block.splitlines():
         command = shlex.split(line.split("  #")[0].strip())
@@ -79,3 +84,52 @@ def test_sql_examples_run_and_undo_restores_the_previous_value(database_url: str
         saved = connection.execute(text("SELECT value FROM block_history WHERE actor = 'sql-undo'")).scalar()
     engine.dispose()
     assert (value, version, saved) == ("v1", 3, "v2")
+
+
+def test_claude_code_hook_example_records_prompts_and_replies(database_url: str, tmp_path: Path) -> None:
+    """The hook config as written, run the way Claude Code runs it: the event's JSON on stdin."""
+    hooks = json.loads(next(block for block in code_blocks("json") if '"hooks"' in block))["hooks"]
+    transcript = tmp_path / "session.jsonl"
+    transcript.write_text(
+        json.dumps({"type": "user", "message": {"role": "user", "content": "Which port does the API use?"}})
+        + "\n"
+        + json.dumps({"type": "assistant", "message": {"content": [{"type": "text", "text": "Port 8443."}]}})
+        + "\n"
+    )
+    events: list[tuple[str, dict[str, object]]] = [
+        ("UserPromptSubmit", {"prompt": "Which port does the API use?"}),
+        ("Stop", {"last_assistant_message": "It listens on port 8443.", "stop_hook_active": False}),
+        ("Stop", {"stop_hook_active": False}),  # an older Claude Code: the reply comes from the transcript
+    ]
+    for event, fields in events:
+        [entry] = hooks[event]
+        [hook] = entry["hooks"]
+        payload: dict[str, object] = {
+            "session_id": "7f3c-session",
+            "transcript_path": str(transcript),
+            "hook_event_name": event,
+        }
+        finished = subprocess.run(
+            shlex.split(hook["command"]),
+            input=json.dumps(payload | fields),
+            capture_output=True,
+            text=True,
+            env=os.environ | {"ENGRAM_DATABASE_URL": database_url},
+            timeout=120,
+        )
+        assert finished.returncode == 0, finished.stderr
+        assert finished.stdout == ""  # a UserPromptSubmit hook's output would reach the model
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT a.name AS agent, c.name AS conversation, c.source, m.role, m.text FROM messages m "
+                "JOIN conversations c ON c.id = m.conversation_id JOIN agents a ON a.id = m.agent_id ORDER BY m.ordinal"
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        ("claude-code", "7f3c-session", "claude-code", "user", "Which port does the API use?"),
+        ("claude-code", "7f3c-session", "claude-code", "assistant", "It listens on port 8443."),
+        ("claude-code", "7f3c-session", "claude-code", "assistant", "Port 8443."),
+    ]
