@@ -108,6 +108,21 @@ def _database(url: str, embedding_model: str) -> list[Check]:
                         f"{embedding_model}" + ("; run 'engram reindex'" if stale else ""),
                     )
                 )
+                stale, waiting, total = connection.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE embedding_model <> :model), "
+                        "count(*) FILTER (WHERE embedding_model IS NULL), count(*) FROM messages"
+                    ),
+                    {"model": embedding_model},
+                ).one()
+                checks.append(
+                    Check(
+                        "recall embeddings",
+                        not stale,
+                        f"{total} messages, {waiting} waiting for the server's embedding worker, {stale} embedded "
+                        f"with another model than {embedding_model}" + ("; run 'engram reindex'" if stale else ""),
+                    )
+                )
             elif revision is None:
                 checks.append(Check("schema", True, "not created yet; 'engram serve' creates it at start"))
             else:

@@ -13,6 +13,14 @@ and memory_rethink rewrites a whole block to reorganise or condense it. Each blo
 limit; when an edit is refused for size, condense the block with memory_rethink and try again.
 Edits are not silent: tell the user what you remembered when it matters to them.
 
+Archival memory holds what is too long or too many for core memory: archival_memory_insert stores a
+passage, archival_memory_search finds passages by meaning and by exact words.
+
+Recall memory is the verbatim history of past conversations. If this host does not record them itself,
+record each user message and your reply with conversation_record (one conversation name per chat).
+When the user refers to something said before ("what did I say about...", "last time"), or you need an
+earlier detail, call conversation_search; use start_date/end_date when the user names a time.
+
 Agents keep memories apart. Every call uses the default agent unless it names `agent`; use one agent
 per project or purpose (agent_create, agent_list) so that memories never mix.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ def test_doctor_reports_each_check(database_url: str, capsys: pytest.CaptureFixt
         "ok    database: PostgreSQL 18",
         "ok    pgvector: version",
         "ok    schema: revision",
+        "ok    recall embeddings: 0 messages, 0 waiting",
     ):
         assert line in out
 
@@ -107,16 +109,93 @@ def test_ingest_adds_files_once_and_replaces_changed_ones(
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_reindex_reembeds_passages_of_another_model(
+def test_reindex_reembeds_passages_and_messages_of_another_model(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "notes.md").write_text("The boiler was serviced in October.\n\nThe car needs new tyres.\n")
     db = ["--database-url", database_url]
     assert main(["ingest", "default", str(tmp_path / "notes.md"), *db]) == 0
+    assert main(["import", str(IMPORTS / "claude.json"), *db]) == 0
+    assert main(["record", "not embedded yet", *db]) == 0
     assert main(["sql", *db, "-c", "UPDATE passages SET embedding_model = 'old/model'"]) == 0
+    assert (
+        main(["sql", *db, "-c", "UPDATE messages SET embedding_model = 'old/model' WHERE text LIKE 'How long%'"]) == 0
+    )
     capsys.readouterr()
     assert main(["doctor", *db]) == 1
-    assert "FAIL  archival embeddings: 1 passages, 1 not embedded with" in capsys.readouterr().out
+    report = capsys.readouterr().out
+    assert "FAIL  archival embeddings: 1 passages, 1 not embedded with" in report
+    assert (
+        "FAIL  recall embeddings: 6 messages, 1 waiting for the server's embedding worker, 1 embedded with another"
+        in report
+    )
     assert main(["reindex", *db]) == 0
-    assert "1 passages re-embedded with sentence-transformers/all-MiniLM-L6-v2" in capsys.readouterr().out
+    assert "1 passages and 2 messages embedded with sentence-transformers/all-MiniLM-L6-v2" in capsys.readouterr().out
     assert main(["doctor", *db]) == 0
+
+
+IMPORTS = Path(__file__).parents[1] / "tools" / "data" / "imports"
+
+
+def _messages(database_url: str) -> list[tuple[str, str, str, str]]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT a.name, c.name, m.role, m.text FROM messages m "
+                "JOIN conversations c ON c.id = m.conversation_id JOIN agents a ON a.id = m.agent_id "
+                "ORDER BY c.name, m.ordinal"
+            )
+        ).all()
+    engine.dispose()
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def test_record_takes_the_text_from_stdin_and_creates_the_agent(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Remember the blue notebook.\n"))
+    assert main(["record", "--agent", "notes", "--conversation", "desk", "--database-url", database_url]) == 0
+    assert main(["record", "--agent", "notes", "--conversation", "desk", "--role", "assistant", "Noted.",
+                 "--database-url", database_url]) == 0  # fmt: skip
+    assert capsys.readouterr().out == ""
+    assert _messages(database_url) == [
+        ("notes", "desk", "user", "Remember the blue notebook.\n"),
+        ("notes", "desk", "assistant", "Noted."),
+    ]
+
+
+def test_record_refuses_empty_text_and_a_hook_event_that_is_not_json(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("  \n"))
+    assert main(["record", "--database-url", database_url]) == 1
+    assert "'content' is empty" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("prompt: hi"))
+    assert main(["record", "--hook", "claude-code", "--database-url", database_url]) == 1
+    assert "the hook's input on stdin is not JSON" in capsys.readouterr().err
+    assert _messages(database_url) == []
+
+
+def test_import_reports_what_it_added_and_adds_nothing_the_second_time(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = str(IMPORTS / "chatgpt.json")
+    assert main(["import", export, "--agent", "history", "--database-url", database_url]) == 0
+    assert "2 chatgpt conversations (2 new): 7 messages added, 0 already stored, 7 embedded" in capsys.readouterr().out
+    assert main(["import", export, "--agent", "history", "--database-url", database_url]) == 0
+    assert "(0 new): 0 messages added, 7 already stored, 0 embedded" in capsys.readouterr().out
+    assert len(_messages(database_url)) == 7
+
+
+def test_import_names_the_bad_line_and_stores_nothing(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "chat.jsonl"
+    export.write_text('{"conversation": "a", "role": "user", "content": "hi"}\n{"conversation": "a", "role": "bot"}\n')
+    assert main(["import", str(export), "--database-url", database_url]) == 1
+    assert "line 2 of" in capsys.readouterr().err
+    assert _messages(database_url) == []
