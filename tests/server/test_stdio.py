@@ -16,6 +16,7 @@ import anyio
 import pytest
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp_types import TextResourceContents
 
 from tests.conftest import call
 
@@ -126,3 +127,30 @@ def test_sigterm_with_stdin_still_open_exits_and_stops_postgres(tmp_path: Path) 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 128 + signal.SIGTERM
         assert not (tmp_path / "pg" / "postmaster.pid").exists()
+
+
+async def test_recall_memory_end_to_end_over_stdio(tmp_path: Path) -> None:
+    """Messages from a hook command, an import and the tool, all found by a real client of `engram serve`."""
+    environment = serve_environment(tmp_path)
+    export = tmp_path / "history.jsonl"
+    export.write_text(
+        json.dumps({"conversation": "garden", "role": "user", "content": "The apple tree needs pruning in February."})
+        + "\n"
+    )
+    for command in (
+        [engram_command(), "record", "--conversation", "hooks", "My locker number at the gym is 318."],
+        [engram_command(), "import", str(export)],
+    ):
+        with anyio.fail_after(180):
+            finished = await anyio.run_process(command, env=environment, check=False)
+        assert finished.returncode == 0, finished.stderr.decode()
+    async with engram_serve(tmp_path) as client:
+        await call(client, "conversation_record", role="user", content="I switched my phone plan to Vodafone.")
+        locker = (await call(client, "conversation_search", query="locker 318"))["results"]
+        fruit = (await call(client, "conversation_search", query="when should the fruit trees be cut back?"))["results"]
+        transcript = await client.read_resource("engram://agents/default/conversations/hooks")
+    assert locker[0]["text"] == "My locker number at the gym is 318." and locker[0]["conversation"] == "hooks"
+    assert fruit[0]["text"] == "The apple tree needs pruning in February."
+    [contents] = transcript.contents
+    assert isinstance(contents, TextResourceContents)
+    assert json.loads(contents.text)["messages"][0]["text"] == "My locker number at the gym is 318."
