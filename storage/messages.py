@@ -162,24 +162,48 @@ async def append(
     return results
 
 
-async def fetch(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Message]:
-    rows = await session.scalars(select(Message).where(Message.id.in_(list(ids))))
-    return {row.id: row for row in rows}
+@dataclass(frozen=True)
+class FoundMessage:
+    """What a search result shows of a message."""
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    conversation: str
+    ordinal: int
+    role: str
+    text: str
+    created_at: datetime
+
+
+FOUND_COLUMNS = (
+    "m.id, m.conversation_id, c.name AS conversation, m.ordinal, m.role, m.text, m.created_at "
+    "FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+)
+
+
+async def found(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, FoundMessage]:
+    rows = await session.execute(text(f"SELECT {FOUND_COLUMNS} WHERE m.id = ANY(:ids)"), {"ids": list(ids)})
+    return {row.id: FoundMessage(*row) for row in rows}
 
 
 async def neighbours(
-    session: AsyncSession, hits: Sequence[Message], *, around: int = 1
-) -> dict[tuple[uuid.UUID, int], Message]:
+    session: AsyncSession, hits: Sequence[FoundMessage], *, around: int = 1
+) -> dict[tuple[uuid.UUID, int], FoundMessage]:
     """The messages within `around` places of each hit in its conversation, keyed by (conversation, ordinal)."""
-    if not hits:
-        return {}
-    wanted = {(hit.conversation_id, hit.ordinal + step) for hit in hits for step in range(-around, around + 1) if step}
-    conversations = list({conversation for conversation, _ in wanted})
-    ordinals = list({ordinal for _, ordinal in wanted})
-    rows = await session.scalars(
-        select(Message).where(Message.conversation_id.in_(conversations), Message.ordinal.in_(ordinals))
+    pairs = sorted(
+        {(hit.conversation_id, hit.ordinal + step) for hit in hits for step in range(-around, around + 1) if step}
     )
-    return {(row.conversation_id, row.ordinal): row for row in rows if (row.conversation_id, row.ordinal) in wanted}
+    if not pairs:
+        return {}
+    rows = await session.execute(
+        text(
+            f"SELECT {FOUND_COLUMNS} JOIN unnest(CAST(:conversations AS uuid[]), CAST(:ordinals AS int[])) "
+            "AS wanted(conversation_id, ordinal) ON wanted.conversation_id = m.conversation_id "
+            "AND wanted.ordinal = m.ordinal"
+        ),
+        {"conversations": [conversation for conversation, _ in pairs], "ordinals": [ordinal for _, ordinal in pairs]},
+    )
+    return {(row.conversation_id, row.ordinal): FoundMessage(*row) for row in rows}
 
 
 async def positions(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
@@ -217,11 +241,6 @@ async def at_positions(
         values,
     )
     return {(row.conversation_id, row.ordinal): row.id for row in rows}
-
-
-async def conversation_names(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    rows = await session.execute(select(Conversation.id, Conversation.name).where(Conversation.id.in_(list(ids))))
-    return {row.id: row.name for row in rows}
 
 
 async def list_conversations(

@@ -147,32 +147,27 @@ async def search_passages(
 ) -> tuple[list[tuple[uuid.UUID, float]], dict[uuid.UUID, Passage]]:
     """The fused ranking (id, score) from up to CANDIDATES passages per leg, and the passages ranked
     from `window` to `window + size` (only those are read)."""
-    # Sequential on purpose: running the legs concurrently on two connections was slower on 2 cores
-    # (bench.archival: 26 vs 23 ms p50 at 10k passages), the embedding model already using both.
-    depth = CANDIDATES
     vector = (await scope.embedder.embed([query]))[0] if mode != "keyword" else None
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
-        legs: list[tuple[list[uuid.UUID], float]] = []
-        if vector is not None:
-            nearest = await search.vector_leg(
-                session,
-                "passages",
-                scope.owner_id,
-                agent_row.id,
-                query=vector,
-                dimension=len(vector),
-                model=scope.embedder.model,
-                where=where,
-                limit=depth,
-                exact_scan_limit=scope.exact_scan_limit,
-            )
-            legs.append(([row_id for row_id, _ in nearest], VECTOR_WEIGHT))
-        if mode != "vector":
-            matching = await search.keyword_leg(
-                session, "passages", scope.owner_id, agent_row.id, query=query, where=where, limit=depth
-            )
-            legs.append(([row_id for row_id, _ in matching], KEYWORD_WEIGHT))
+        nearest, matching = await search.run_legs(
+            session,
+            "passages",
+            scope.owner_id,
+            agent_row.id,
+            query=query,
+            vector=vector,
+            keywords=None if mode == "vector" else "all",
+            model=scope.embedder.model,
+            where=where,
+            limit=CANDIDATES,
+            exact_scan_limit=scope.exact_scan_limit,
+        )
+        legs = [
+            ([row_id for row_id, _ in scored], weight)
+            for scored, weight in ((nearest, VECTOR_WEIGHT), (matching, KEYWORD_WEIGHT))
+            if scored is not None
+        ]
         ranked = search.fuse(legs)
         passages = await passage_repo.fetch(session, [passage_id for passage_id, _ in ranked[window : window + size]])
     return ranked, passages

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
     from storage import messages as message_repo
     from storage import search
-    from storage.messages import MessageFilter
-    from storage.schema import Agent, Conversation, Message
+    from storage.messages import FoundMessage, MessageFilter
+    from storage.schema import Agent, Conversation
 else:
     message_repo = lazy_module("storage.messages")
     search = lazy_module("storage.search")
@@ -43,6 +43,7 @@ ANSWER_CHARS = 8000  # hits with their context together (~2k tokens), so a searc
 VECTOR_WEIGHT = 0.5
 KEYWORD_WEIGHT = 0.5
 NEIGHBOUR_WEIGHT = 0.3
+NEIGHBOUR_DEPTH = 50  # how many of the best matches lend their score to (and bring in) their neighbours
 TRANSCRIPT_PAGE = 50
 
 Role = Literal["user", "assistant", "tool", "system"]
@@ -212,47 +213,34 @@ async def search_messages(
     `window` to `window + size`, with their neighbouring messages."""
     vector = (await scope.embedder.embed([query]))[0] if mode != "keyword" else None
     async with scope.sessions.begin() as session:
-        legs: list[tuple[list[tuple[uuid.UUID, float]], float]] = []
-        if vector is not None:
-            nearest = await search.vector_leg(
-                session,
-                "messages",
-                scope.owner_id,
-                agent_row.id,
-                query=vector,
-                dimension=len(vector),
-                model=scope.embedder.model,
-                where=where,
-                limit=CANDIDATES,
-                exact_scan_limit=scope.exact_scan_limit,
-            )
-            legs.append((nearest, VECTOR_WEIGHT))
-        if mode != "vector":
-            matching = await search.keyword_leg(
-                session,
-                "messages",
-                scope.owner_id,
-                agent_row.id,
-                query=query,
-                where=where,
-                limit=CANDIDATES,
-                match="any",
-            )
-            legs.append((matching, KEYWORD_WEIGHT))
+        nearest, matching = await search.run_legs(
+            session,
+            "messages",
+            scope.owner_id,
+            agent_row.id,
+            query=query,
+            vector=vector,
+            keywords=None if mode == "vector" else "any",
+            model=scope.embedder.model,
+            where=where,
+            limit=CANDIDATES,
+            exact_scan_limit=scope.exact_scan_limit,
+        )
+        legs = [
+            (scored, weight)
+            for scored, weight in ((nearest, VECTOR_WEIGHT), (matching, KEYWORD_WEIGHT))
+            if scored is not None
+        ]
         scores = search.blend(legs)
         if mode == "hybrid":
             scores = await with_neighbours(session, scope, agent_row, scores, where)
         ranked = search.ranked(scores)
         chosen = ranked[window : window + size]
-        found = await message_repo.fetch(session, [message_id for message_id, _ in chosen])
+        found = await message_repo.found(session, [message_id for message_id, _ in chosen])
         rows = [found[message_id] for message_id, _ in chosen]
         around = await message_repo.neighbours(session, rows)
-        names = await message_repo.conversation_names(session, list({row.conversation_id for row in rows}))
     budget = ANSWER_CHARS // max(size, 1)
-    hits = [
-        render_hit(row, score, names[row.conversation_id], around, query, budget)
-        for row, (_, score) in zip(rows, chosen, strict=True)
-    ]
+    hits = [render_hit(row, score, around, query, budget) for row, (_, score) in zip(rows, chosen, strict=True)]
     return ranked, hits
 
 
@@ -260,10 +248,9 @@ async def with_neighbours(
     session: AsyncSession, scope: Scope, agent_row: Agent, scores: dict[uuid.UUID, float], where: MessageFilter
 ) -> dict[uuid.UUID, float]:
     """Each message's score plus NEIGHBOUR_WEIGHT times the better of its neighbours' scores; neighbours
-    of matches (passing the filter) join the candidates."""
-    found = {
-        position: message_id for message_id, position in (await message_repo.positions(session, list(scores))).items()
-    }
+    of the NEIGHBOUR_DEPTH best matches (passing the filter) join the candidates."""
+    best = sorted(scores, key=lambda message_id: -scores[message_id])[:NEIGHBOUR_DEPTH]
+    found = {position: message_id for message_id, position in (await message_repo.positions(session, best)).items()}
     wanted = {(conversation, ordinal + step) for conversation, ordinal in found for step in (-1, 1)} - set(found)
     found |= await message_repo.at_positions(session, scope.owner_id, agent_row.id, wanted, where)
 
@@ -271,7 +258,7 @@ async def with_neighbours(
         message_id = found.get(position)
         return scores.get(message_id, 0.0) if message_id is not None else 0.0
 
-    return {
+    return scores | {
         message_id: scores.get(message_id, 0.0)
         + NEIGHBOUR_WEIGHT * max(score_at((conversation, ordinal - 1)), score_at((conversation, ordinal + 1)))
         for (conversation, ordinal), message_id in found.items()
@@ -279,10 +266,9 @@ async def with_neighbours(
 
 
 def render_hit(
-    row: Message,
+    row: FoundMessage,
     score: float,
-    conversation: str,
-    around: dict[tuple[uuid.UUID, int], Message],
+    around: dict[tuple[uuid.UUID, int], FoundMessage],
     query: str,
     budget: int,
 ) -> MessageHit:
@@ -296,7 +282,7 @@ def render_hit(
 
     return MessageHit(
         id=str(row.id),
-        conversation=conversation,
+        conversation=row.conversation,
         role=row.role,
         created_at=row.created_at,
         text=text_value,
