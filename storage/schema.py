@@ -165,3 +165,16 @@ class Message(Base):
     embedding: Mapped[Any] = mapped_column(Vector(), nullable=True, deferred=True)
     embedding_model: Mapped[str | None] = mapped_column(Text, nullable=True)
     tsv: Mapped[Any] = mapped_column(TSVECTOR, Computed("to_tsvector('english', text)", persisted=True), deferred=True)
+
+
+class Token(Base):
+    """A bearer token for the HTTP transports: `name` is what an operator calls it; only a hash is kept."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    principal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    token_hash: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
