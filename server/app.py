@@ -12,6 +12,7 @@ from pydantic import Field
 
 from server import engram_version
 from server.context import AppContext, DatabaseOpener, open_app
+from server.http import principal_of, register_health
 from server.instructions import INSTRUCTIONS
 from server.settings import Settings
 from server.toolkit import as_mcp_tool, resource_errors
@@ -20,7 +21,9 @@ from tools.scope import Scope
 
 
 async def scope_of(ctx: Context) -> Scope:
-    return await cast(AppContext, ctx.request_context.lifespan_context).scope()
+    """The caller's scope: the principal its bearer token maps to over HTTP, else the local user."""
+    app = cast(AppContext, ctx.request_context.lifespan_context)
+    return await app.scope(principal_of(ctx.request_context.request))
 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -45,13 +48,21 @@ TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
 ]
 
 
-def build_server(settings: Settings, *, opener: DatabaseOpener | None = None) -> MCPServer[AppContext]:
-    """Create Engram's MCP server. `opener` replaces how the database is opened (the CLI starts it early)."""
+def build_server(
+    settings: Settings, *, opener: DatabaseOpener | None = None, running: list[AppContext] | None = None
+) -> MCPServer[AppContext]:
+    """Create Engram's MCP server. `opener` replaces how the database is opened (the CLI starts it early).
 
-    running: list[AppContext] = []  # the open context, for static resources (the SDK gives them no Context)
+    `running` holds the open context. Over HTTP the app opens it once (server.http) and every MCP session
+    (one per SSE connection) shares it; otherwise the MCP lifespan opens it.
+    """
+    running = [] if running is None else running
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
+        if running:
+            yield running[-1]
+            return
         async with open_app(settings, opener, background=True) as app:
             running.append(app)
             try:
@@ -69,18 +80,19 @@ def build_server(settings: Settings, *, opener: DatabaseOpener | None = None) ->
     )
     for operation, hints in TOOLS:
         server.add_tool(as_mcp_tool(operation, scope_of), annotations=hints)
-    _register_resources(server, running)
+    _register_resources(server)
     _register_prompts(server)
+    register_health(server, running)
     return server
 
 
-def _register_resources(server: MCPServer[AppContext], running: list[AppContext]) -> None:
-    @server.resource("engram://agents", name="agents", mime_type="application/json")
-    async def agent_index() -> str:
-        """Your agents (the first 100, by name)."""
+def _register_resources(server: MCPServer[AppContext]) -> None:
+    @server.resource("engram://agents{?page}", name="agents", mime_type="application/json")
+    async def agent_index(ctx: Context, page: int = 1) -> str:
+        """Your agents, 100 a page by name (engram://agents?page=2 for the next)."""
         with resource_errors():
-            page = await agents.agent_list(await running[-1].scope(), page=1, page_size=agents.MAX_PAGE_SIZE)
-        return page.model_dump_json()
+            listing = await agents.agent_list(await scope_of(ctx), page=page, page_size=agents.MAX_PAGE_SIZE)
+        return listing.model_dump_json()
 
     @server.resource("engram://agents/{agent}", name="agent", mime_type="application/json")
     async def agent_state(agent: str, ctx: Context) -> str:

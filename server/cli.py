@@ -72,9 +72,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"engram {engram_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", parents=[common], help="run the MCP server over stdio")
+    serve = commands.add_parser("serve", parents=[common], help="run the MCP server (stdio, or HTTP)")
     serve.add_argument("--default-agent", dest="default_agent", help="agent used when a call names none")
+    serve.add_argument("--transport", choices=("stdio", "http", "sse"), help="default stdio; http also serves SSE")
+    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8283)")
+    serve.add_argument(
+        "--stateless", dest="http_stateless", action="store_const", const=True, help="stateless streamable HTTP"
+    )
     serve.set_defaults(run=_serve)
+
+    tokens = commands.add_parser("tokens", help="create, list or revoke bearer tokens for HTTP")
+    token_actions = tokens.add_subparsers(title="actions", metavar="ACTION", required=True)
+    token_create = token_actions.add_parser("create", parents=[common], help="create a token (shown once)")
+    token_create.add_argument("name", help="what to call the token (unique)")
+    token_create.add_argument("--principal", help="whose memory it opens (default: the token's name)")
+    token_create.set_defaults(run=_tokens_create)
+    token_list = token_actions.add_parser("list", parents=[common], help="list tokens (never their values)")
+    token_list.set_defaults(run=_tokens_list)
+    token_revoke = token_actions.add_parser("revoke", parents=[common], help="revoke a token at once")
+    token_revoke.add_argument("name")
+    token_revoke.set_defaults(run=_tokens_revoke)
 
     agents = commands.add_parser("agents", help="list, create, show or delete agents")
     actions = agents.add_subparsers(title="actions", metavar="ACTION", required=True)
@@ -150,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    keys = ("data_dir", "database_url", "log_level", "default_agent")
+    keys = ("data_dir", "database_url", "log_level", "default_agent", "transport", "host", "port", "http_stateless")
     return {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
 
 
@@ -186,9 +204,82 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         release_all()
         os._exit(128 + signum)
 
+    if settings.transport != "stdio":
+        return _serve_http(settings, opener)
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
     build_server(settings, opener=opener).run("stdio")
+    return 0
+
+
+def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
+    import uvicorn
+
+    from server.app import build_server
+    from server.context import AppContext
+    from server.http import build_http_app, check_binding
+
+    async def stored_tokens(scope: Scope) -> bool:
+        from storage.tokens import any_active
+
+        async with scope.sessions.begin() as session:
+            return await any_active(session)
+
+    require_tokens = bool(settings.tokens) or _run_with_scope(settings, stored_tokens)
+    check_binding(settings, require_tokens)
+    running: list[AppContext] = []
+    server = build_server(settings, opener=opener, running=running)
+    app = build_http_app(server, settings, running, opener=opener, require_tokens=require_tokens)
+    logging.getLogger(__name__).info(
+        "serving MCP on http://%s:%d/mcp (and /sse); %s",
+        settings.host,
+        settings.port,
+        "bearer tokens required" if require_tokens else "no tokens: the local user, loopback only",
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+    return 0
+
+
+def _tokens_create(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.tokens import create
+
+    async def make(scope: Scope) -> str:
+        async with scope.sessions.begin() as session:
+            return await create(session, args.name, args.principal or args.name)
+
+    token = _run_with_scope(settings, make)
+    print(f"token '{args.name}' for principal '{args.principal or args.name}' (shown only now; keep it secret):")
+    print(token)
+    return 0
+
+
+def _tokens_list(settings: Settings, _args: argparse.Namespace) -> int:
+    from storage.tokens import TokenInfo, listing
+
+    async def read(scope: Scope) -> list[TokenInfo]:
+        async with scope.sessions.begin() as session:
+            return await listing(session)
+
+    found = _run_with_scope(settings, read)
+    if not found:
+        print("no tokens yet ('engram tokens create NAME' makes one)")
+    for info in found:
+        state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+        print(f"{info.name}\tprincipal {info.principal}\tcreated {info.created_at:%Y-%m-%d %H:%M}\t{state}")
+    return 0
+
+
+def _tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.tokens import revoke
+
+    async def drop(scope: Scope) -> bool:
+        async with scope.sessions.begin() as session:
+            return await revoke(session, args.name)
+
+    if not _run_with_scope(settings, drop):
+        print(f"engram: no active token named '{args.name}' ('engram tokens list' shows them)", file=sys.stderr)
+        return 1
+    print(f"revoked token '{args.name}'")
     return 0
 
 

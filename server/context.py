@@ -47,6 +47,7 @@ class Backend:
         self._ready = anyio.Event()
         self._database: Database | None = None
         self._local_owner: uuid.UUID | None = None
+        self._principals: dict[str, uuid.UUID] = {}
         self._error: str | None = None
 
     async def open(self, opener: DatabaseOpener, embedding_model: str) -> None:
@@ -88,6 +89,17 @@ class Backend:
             )
         return self._database, self._local_owner
 
+    async def principal_id(self, name: str) -> uuid.UUID:
+        """The id of the principal called `name`, created on first use; remembered for the process."""
+        known = self._principals.get(name)
+        if known is None:
+            database, _ = await self.wait()
+            from storage.principals import ensure_principal
+
+            async with database.sessions.begin() as session:
+                known = self._principals[name] = await ensure_principal(session, name)
+        return known
+
     async def close(self) -> None:
         await self._ready.wait()
         if self._database is not None:
@@ -103,9 +115,12 @@ class AppContext:
     embedder: Embedder
     worker: EmbeddingWorker | None = None  # embeds recorded messages in the background (the server only)
 
-    async def scope(self) -> Scope:
-        """The local principal's scope (the only principal over stdio)."""
+    async def scope(self, principal: str | None = None) -> Scope:
+        """The scope of `principal` (a name, as a bearer token maps to), or of the local principal (stdio,
+        the CLI, and HTTP without tokens)."""
         database, owner = await self.backend.wait()
+        if principal is not None:
+            owner = await self.backend.principal_id(principal)
         return Scope(
             sessions=database.sessions,
             owner_id=owner,
@@ -121,6 +136,25 @@ class AppContext:
             exact_scan_limit=self.settings.archival_exact_scan_limit,
             recorded=self.worker.wake if self.worker else _nothing,
         )
+
+    async def health(self) -> dict[str, object]:
+        """For GET /healthz: the database reachable with the current schema, and the embedder's state."""
+        report: dict[str, object] = {"embedder": self.embedder.model, "embedder_loaded": self.embedder.loaded}
+        try:
+            with anyio.fail_after(5):
+                database, _ = await self.backend.wait()
+                from sqlalchemy import text
+
+                from storage.migrations import HEAD
+
+                async with database.sessions.begin() as session:
+                    revision = await session.scalar(text("SELECT version_num FROM alembic_version"))
+        except (EngramError, TimeoutError) as exc:
+            return report | {"ok": False, "database": str(exc) or "not ready"}
+        except Exception as exc:  # the database went away: say so, without its URL or driver detail
+            return report | {"ok": False, "database": f"unreachable ({type(exc).__name__})"}
+        current = revision == HEAD
+        return report | {"ok": current, "database": "ok", "schema": revision, "schema_current": current}
 
 
 def _nothing() -> None:

@@ -89,6 +89,34 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the server's stderr log."
     )
+    transport: Literal["stdio", "http", "sse"] = Field(
+        default="stdio",
+        description="stdio (a host runs Engram), or http: streamable HTTP at /mcp plus legacy SSE at /sse "
+        "('sse' is the same server, kept as a name for hosts that ask for it).",
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address the HTTP server binds to.")
+    port: int = Field(default=8283, ge=1, le=65535, description="Port of the HTTP server.")
+    http_stateless: bool = Field(
+        default=False,
+        description="Streamable HTTP without sessions, so that several Engram instances behind a load "
+        "balancer can share one PostgreSQL.",
+    )
+    tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Bearer tokens for HTTP, principal name -> token (environment: 'alice=TOKEN,bob=TOKEN'). "
+        "Tokens made by 'engram tokens create' are stored hashed in the database instead.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host headers HTTP accepts besides loopback ('memory.example.com', 'host:*').",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origin headers HTTP accepts besides loopback ('https://app.example.com').",
+    )
+    max_request_bytes: int = Field(
+        default=4_000_000, ge=10_000, le=100_000_000, description="Largest HTTP request body accepted."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -106,6 +134,30 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _token_pairs(cls, value: Any) -> Any:
+        """'alice=TOKEN,bob=TOKEN' (an environment variable) as a mapping."""
+        if not isinstance(value, str):
+            return value
+        pairs = [item.strip() for item in value.split(",") if item.strip()]
+        if any("=" not in pair for pair in pairs):
+            raise ValueError("use 'principal=token' pairs separated by commas")
+        return dict(pair.split("=", 1) for pair in pairs)
+
+    @field_validator("tokens")
+    @classmethod
+    def _token_shape(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for principal, token in value.items():
+            if not principal.strip() or len(token.get_secret_value()) < 16:
+                raise ValueError(f"token of principal '{principal}' must be at least 16 characters")
+        return value
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

@@ -33,6 +33,11 @@ class Embedder(Protocol):
     @property
     def model(self) -> str: ...
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is ready in this process (a remote API always is)."""
+        ...
+
     async def embed(self, texts: Sequence[str]) -> list[Vector]: ...
 
 
@@ -49,6 +54,10 @@ class FastEmbedder:
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         if not texts:
@@ -94,6 +103,10 @@ class LiteLLMEmbedder:
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return True
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -37,7 +37,8 @@ async def test_resource_templates_are_listed(client: Client) -> None:
         "engram://agents/{agent}/memory",
         "engram://agents/{agent}/blocks/{label}",
     } <= templates
-    assert "engram://agents" in {str(r.uri) for r in (await client.list_resources()).resources}
+    # a template, not a static resource: only templates receive the caller (whose agents to list)
+    assert "engram://agents{?page}" in templates
 
 
 async def test_unknown_agent_or_block_resource_is_not_found_with_a_hint(client: Client) -> None:

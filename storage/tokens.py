@@ -1,0 +1,79 @@
+"""Bearer tokens for the HTTP transports. A token is shown once, at creation; only its SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import ConflictError
+from storage.principals import ensure_principal
+from storage.schema import Principal, Token
+
+PREFIX = "engram_"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    principal: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def create(session: AsyncSession, name: str, principal: str) -> str:
+    """A new token called `name` for `principal` (created if new). Returns the token itself, once."""
+    token = PREFIX + secrets.token_urlsafe(32)
+    principal_id = await ensure_principal(session, principal)
+    created = await session.scalar(
+        insert(Token)
+        .values(name=name, principal_id=principal_id, token_hash=token_hash(token))
+        .on_conflict_do_nothing(index_elements=[Token.name])
+        .returning(Token.id)
+    )
+    if created is None:
+        raise ConflictError(f"a token named '{name}' already exists; revoke it first or pick another name")
+    return token
+
+
+async def revoke(session: AsyncSession, name: str) -> bool:
+    """Revoke the token called `name`; False if there is no such active token."""
+    result = await session.execute(
+        update(Token)
+        .where(Token.name == name, Token.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(Token.id)
+    )
+    return result.first() is not None
+
+
+async def listing(session: AsyncSession) -> list[TokenInfo]:
+    rows = await session.execute(
+        select(Token.name, Principal.name.label("principal"), Token.created_at, Token.revoked_at)
+        .join(Principal, Principal.id == Token.principal_id)
+        .order_by(Token.created_at)
+    )
+    return [TokenInfo(row.name, row.principal, row.created_at, row.revoked_at) for row in rows]
+
+
+async def principal_of(session: AsyncSession, token: str) -> str | None:
+    """The principal an active token maps to, or None (unknown or revoked)."""
+    found: str | None = await session.scalar(
+        select(Principal.name)
+        .join(Token, Token.principal_id == Principal.id)
+        .where(Token.token_hash == token_hash(token), Token.revoked_at.is_(None))
+    )
+    return found
+
+
+async def any_active(session: AsyncSession) -> bool:
+    return (await session.scalar(select(Token.id).where(Token.revoked_at.is_(None)).limit(1))) is not None
