@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx2
 import pytest
 from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -70,6 +81,86 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[Client]:
     async with Client(build_server(settings)) as connected:
+        yield connected
+
+
+@pytest.fixture(params=["memory", "stdio", "http"])
+async def connection(request: pytest.FixtureRequest, settings: Settings, database_url: str) -> AsyncIterator[Client]:
+    """A client of Engram over each transport in turn: in memory, `engram serve` over stdio, and over HTTP."""
+    if request.param == "memory":
+        async with Client(build_server(settings)) as connected:
+            yield connected
+    elif request.param == "stdio":
+        environment = {**minimal_environment(), "ENGRAM_DATABASE_URL": database_url}
+        parameters = StdioServerParameters(command=engram_command(), args=["serve"], env=environment)
+        async with Client(parameters, mode="legacy") as connected:
+            yield connected
+    else:
+        async with engram_http(database_url) as base_url, http_client(base_url) as connected:
+            yield connected
+
+
+def engram_command() -> str:
+    found = shutil.which("engram", path=str(Path(sys.executable).parent)) or shutil.which("engram")
+    assert found, "the 'engram' command is not installed; run the README's install command first"
+    return found
+
+
+def minimal_environment() -> dict[str, str]:
+    """What a host passes a server it starts: little more than PATH and HOME."""
+    return {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def engram_http(
+    database_url: str, *, environment: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> AsyncIterator[str]:
+    """`engram serve --transport http` in a subprocess on a free port; yields its base URL once it answers."""
+    port = free_port()
+    command = [engram_command(), "serve", "--transport", "http", "--port", str(port), *args]
+    env = {**minimal_environment(), "ENGRAM_DATABASE_URL": database_url, **(environment or {})}
+    with tempfile.TemporaryFile() as log:
+        process = await anyio.open_process(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            with anyio.fail_after(60):
+                while not await _answers(base_url):
+                    if process.returncode is not None:
+                        log.seek(0)
+                        raise AssertionError(f"engram serve exited: {log.read().decode()[-2000:]}")
+                    await anyio.sleep(0.1)  # polling the port the subprocess is about to open
+            yield base_url
+        finally:
+            process.terminate()
+            with anyio.move_on_after(30):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def _answers(base_url: str) -> bool:
+    try:
+        async with httpx2.AsyncClient() as probe:
+            return (await probe.get(f"{base_url}/healthz")).status_code == 200
+    except httpx2.TransportError:
+        return False
+
+
+@asynccontextmanager
+async def http_client(base_url: str, token: str | None = None) -> AsyncIterator[Client]:
+    """An MCP client over streamable HTTP, sending the bearer token if given."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        Client(streamable_http_client(f"{base_url}/mcp", http_client=http)) as connected,
+    ):
         yield connected
 
 

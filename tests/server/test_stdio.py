@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,21 +15,14 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import TextResourceContents
 
-from tests.conftest import call
+from tests.conftest import call, engram_command, minimal_environment
 
 pytestmark = pytest.mark.anyio
 
 
-def engram_command() -> str:
-    found = shutil.which("engram", path=str(Path(sys.executable).parent)) or shutil.which("engram")
-    assert found, "the 'engram' command is not installed; run the README's install command first"
-    return found
-
-
 def serve_environment(data_dir: Path) -> dict[str, str]:
     """What a host passes: a minimal environment, plus the data dir this test owns."""
-    environment = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-    return {**environment, "ENGRAM_DATA_DIR": str(data_dir)}
+    return {**minimal_environment(), "ENGRAM_DATA_DIR": str(data_dir)}
 
 
 @asynccontextmanager
