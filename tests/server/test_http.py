@@ -1,0 +1,174 @@
+"""Engram over HTTP as a team runs it: tokens, isolation between principals, transport checks, load."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import httpx2
+import pytest
+from mcp.client.client import Client
+from mcp.client.sse import sse_client
+from mcp_types import TextResourceContents
+
+from server.cli import main
+from tests.conftest import call, call_error, engram_http, http_client
+
+pytestmark = pytest.mark.anyio
+
+ALICE = "alice-token-0123456789abcdef"
+BOB = "bob-token-0123456789abcdef"
+TOKENS = {"ENGRAM_TOKENS": f"alice={ALICE},bob={BOB}"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}},
+}
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+@pytest.fixture
+async def team(database_url: str) -> AsyncIterator[str]:
+    """An HTTP server with tokens for alice and bob (from settings)."""
+    async with engram_http(database_url, environment=TOKENS) as base_url:
+        yield base_url
+
+
+async def post_initialize(base_url: str, headers: dict[str, str]) -> httpx2.Response:
+    async with httpx2.AsyncClient() as http:
+        return await http.post(f"{base_url}/mcp", json=INITIALIZE, headers=MCP_HEADERS | headers)
+
+
+async def read_text(client: Client, uri: str) -> str:
+    [contents] = (await client.read_resource(uri)).contents
+    assert isinstance(contents, TextResourceContents)
+    return contents.text
+
+
+async def test_requests_without_a_valid_token_get_401_and_health_stays_open(team: str) -> None:
+    assert (await post_initialize(team, {})).status_code == 401
+    wrong = await post_initialize(team, {"Authorization": "Bearer not-a-token"})
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "invalid or revoked token"
+    assert "not-a-token" not in wrong.text
+    assert (await post_initialize(team, {"Authorization": f"Bearer {ALICE}"})).status_code == 200
+    async with httpx2.AsyncClient() as http:
+        health = await http.get(f"{team}/healthz")
+    assert health.status_code == 200 and health.json()["schema_current"] is True
+
+
+async def test_a_disallowed_origin_or_host_is_refused(team: str) -> None:
+    token = {"Authorization": f"Bearer {ALICE}"}
+    assert (await post_initialize(team, token | {"Origin": "http://evil.example"})).status_code == 403
+    assert (await post_initialize(team, token | {"Host": "evil.example"})).status_code in (400, 421)
+    assert (await post_initialize(team, token | {"Origin": "http://localhost:3000"})).status_code == 200
+
+
+async def engram(*args: str) -> int:
+    """The `engram` command, in a worker thread (it runs its own event loop)."""
+    return await anyio.to_thread.run_sync(main, list(args))
+
+
+async def test_a_revoked_token_stops_working_at_once(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await engram("tokens", "create", "laptop", "--principal", "carol", "--database-url", database_url) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert token.startswith("engram_")
+    async with engram_http(database_url) as base_url:
+        async with http_client(base_url, token) as client:
+            await call(client, "core_memory_append", label="human", content="Carol writes.")
+        assert await engram("tokens", "revoke", "laptop", "--database-url", database_url) == 0
+        assert (await post_initialize(base_url, {"Authorization": f"Bearer {token}"})).status_code == 401
+    assert await engram("tokens", "list", "--database-url", database_url) == 0
+    listed = capsys.readouterr().out
+    assert "laptop\tprincipal carol" in listed and "revoked" in listed and token not in listed
+
+
+async def test_one_principal_can_neither_read_nor_change_anothers_memory(team: str) -> None:
+    async with http_client(team, ALICE) as alice:
+        await call(alice, "agent_create", name="diary", human="Alice's secret: 4471")
+        passage = await call(alice, "archival_memory_insert", agent="diary", content="Alice's bank PIN hint.")
+        await call(alice, "conversation_record", agent="diary", role="user", content="Alice's private chat.")
+        before = await read_text(alice, "engram://agents/diary/memory")
+
+    async with http_client(team, BOB) as bob:
+        attempts: list[tuple[str, dict[str, Any]]] = [
+            ("core_memory_view", {"agent": "diary"}),
+            ("core_memory_append", {"agent": "diary", "label": "human", "content": "bob was here"}),
+            ("core_memory_replace", {"agent": "diary", "label": "human", "old_content": "4471", "new_content": "x"}),
+            ("memory_insert", {"agent": "diary", "label": "human", "new_str": "bob"}),
+            ("memory_replace", {"agent": "diary", "label": "human", "old_str": "4471", "new_str": "x"}),
+            ("memory_rethink", {"agent": "diary", "label": "human", "new_memory": "bob"}),
+            ("archival_memory_insert", {"agent": "diary", "content": "bob's note"}),
+            ("archival_memory_search", {"agent": "diary", "query": "PIN"}),
+            ("archival_memory_delete", {"agent": "diary", "id": passage["id"]}),
+            ("conversation_record", {"agent": "diary", "role": "user", "content": "bob"}),
+            ("conversation_search", {"agent": "diary", "query": "private"}),
+            ("agent_delete", {"name": "diary"}),
+        ]
+        for tool, arguments in attempts:
+            assert "agent 'diary' does not exist" in await call_error(bob, tool, **arguments), tool
+        # bob's own default agent cannot reach alice's passage by id either
+        assert "has no archival passage" in await call_error(bob, "archival_memory_delete", id=passage["id"])
+        assert (await call(bob, "archival_memory_search", query="Alice's bank PIN hint"))["results"] == []
+        assert (await call(bob, "conversation_search", query="Alice's private chat"))["results"] == []
+        for uri in ("engram://agents/diary", "engram://agents/diary/memory", "engram://agents/diary/archival",
+                    "engram://agents/diary/conversations", "engram://agents/diary/blocks/human"):  # fmt: skip
+            with pytest.raises(Exception, match="agent 'diary' does not exist"):
+                await bob.read_resource(uri)
+        assert [a["name"] for a in json.loads(await read_text(bob, "engram://agents"))["agents"]] == ["default"]
+        await call(bob, "agent_create", name="diary", human="Bob's own diary")  # names are per principal
+
+    async with http_client(team, ALICE) as alice:
+        assert await read_text(alice, "engram://agents/diary/memory") == before
+        found = await call(alice, "archival_memory_search", agent="diary", query="PIN hint")
+        assert [hit["id"] for hit in found["results"]] == [passage["id"]]
+        recalled = await call(alice, "conversation_search", agent="diary", query="private chat")
+        assert [hit["text"] for hit in recalled["results"]] == ["Alice's private chat."]
+
+
+async def test_legacy_sse_clients_are_served_with_their_token(team: str) -> None:
+    async with Client(sse_client(f"{team}/sse", headers={"Authorization": f"Bearer {ALICE}"})) as client:
+        await call(client, "core_memory_append", label="human", content="Over SSE.")
+        assert "Over SSE." in (await call(client, "core_memory_view"))["text"]
+    async with http_client(team, BOB) as bob:
+        assert "Over SSE." not in (await call(bob, "core_memory_view"))["text"]
+
+
+async def test_many_clients_on_two_instances_lose_and_duplicate_no_write(database_url: str) -> None:
+    """Twelve concurrent clients, 360 writes, two stateless instances sharing one database."""
+    async with (
+        engram_http(database_url, environment=TOKENS, args=["--stateless"]) as first,
+        engram_http(database_url, environment=TOKENS, args=["--stateless"]) as second,
+    ):
+
+        async def write(base_url: str, number: int) -> None:
+            async with http_client(base_url, ALICE) as client:
+                for index in range(30):
+                    await call(client, "conversation_record", role="user", content=f"c{number}-m{index}",
+                               conversation="load")  # fmt: skip
+
+        with anyio.fail_after(300):
+            async with anyio.create_task_group() as group:
+                for number in range(12):
+                    group.start_soon(write, first if number % 2 else second, number)
+        async with http_client(first, ALICE) as client:
+            transcript: list[dict[str, Any]] = []
+            page: int | None = 1
+            while page:
+                result = json.loads(await read_text(client, f"engram://agents/default/conversations/load?page={page}"))
+                transcript += result["messages"]
+                page = result["next_page"]
+    assert [message["ordinal"] for message in transcript] == list(range(1, 361))
+    assert sorted(message["text"] for message in transcript) == sorted(
+        f"c{number}-m{index}" for number in range(12) for index in range(30)
+    )
+
+
+def test_serving_beyond_loopback_without_tokens_is_refused(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--transport", "http", "--host", "0.0.0.0", "--database-url", database_url]) == 1
+    assert "refusing to serve HTTP on 0.0.0.0 without authentication" in capsys.readouterr().err
