@@ -75,7 +75,7 @@ async def measure(
     settings = load_settings(overrides={"database_url": url, "data_dir": data_dir}, environ={})
     result: dict[str, Any] = {"messages": sum(len(thread) for thread in threads), "conversations": len(threads)}
     middle = (START + timedelta(days=len(threads) // 2)).date()
-    dated = {"start_date": str(middle), "end_date": str(middle + timedelta(days=60))}
+    dated: dict[str, Any] = {"start_date": str(middle), "end_date": str(middle + timedelta(days=60))}
     async with open_app(settings) as app:
         scope = await app.scope()
         result["bulk_load_seconds"] = round(await load(scope, threads, vectors), 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,11 +12,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.errors import ConflictError
+from storage.errors import ConflictError, InvalidInputError
 from storage.principals import ensure_principal
 from storage.schema import Principal, Token
 
 PREFIX = "engram_"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 
 
 def token_hash(token: str) -> str:
@@ -32,6 +34,11 @@ class TokenInfo:
 
 async def create(session: AsyncSession, name: str, principal: str) -> str:
     """A new token called `name` for `principal` (created if new). Returns the token itself, once."""
+    for kind, value in (("token name", name), ("principal", principal)):
+        if not NAME.fullmatch(value):
+            raise InvalidInputError(
+                f"{kind} {value[:120]!r} is not valid: use 1-100 letters, digits, '_', '.', '@' or '-'"
+            )
     token = PREFIX + secrets.token_urlsafe(32)
     principal_id = await ensure_principal(session, principal)
     created = await session.scalar(
