@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", dest="data_dir", help="where the embedded PostgreSQL keeps its data")
     common.add_argument("--database-url", dest="database_url", help="postgresql:// URL of an external database")
     common.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING or ERROR")
+    common.add_argument(
+        "--principal", help="act on this principal's memory (a token's owner over HTTP); default: the local user"
+    )
 
     parser = argparse.ArgumentParser(prog="engram", description="Letta-style long-term memory for MCP hosts.")
     parser.add_argument("--version", action="version", version=f"engram {engram_version()}")
@@ -96,9 +99,10 @@ def _parser() -> argparse.ArgumentParser:
 
     tokens = commands.add_parser("tokens", help="create, list or revoke bearer tokens for HTTP")
     token_actions = tokens.add_subparsers(title="actions", metavar="ACTION", required=True)
-    token_create = token_actions.add_parser("create", parents=[common], help="create a token (shown once)")
+    token_create = token_actions.add_parser(
+        "create", parents=[common], help="create a token (shown once) for --principal (default: the token's name)"
+    )
     token_create.add_argument("name", help="what to call the token (unique)")
-    token_create.add_argument("--principal", help="whose memory it opens (default: the token's name)")
     token_create.set_defaults(run=_tokens_create)
     token_list = token_actions.add_parser("list", parents=[common], help="list tokens (never their values)")
     token_list.set_defaults(run=_tokens_list)
@@ -307,20 +311,20 @@ def _ignore_errors(function: Callable[..., object]) -> Callable[..., None]:
     return run
 
 
-def _run_with_scope(settings: Settings, work: Callable[[Scope], Awaitable[T]]) -> T:
-    """Run one memory operation as the local principal, the way a stdio server would."""
+def _run_with_scope(settings: Settings, work: Callable[[Scope], Awaitable[T]], principal: str | None = None) -> T:
+    """Run one memory operation as `principal` (default: the local user, as a stdio server does)."""
     import asyncio
 
     from server.context import open_app
 
     async def run() -> T:
         async with open_app(settings) as app:
-            return await work(await app.scope())
+            return await work(await app.scope(principal))
 
     return asyncio.run(run())
 
 
-def _agents_list(settings: Settings, _args: argparse.Namespace) -> int:
+def _agents_list(settings: Settings, args: argparse.Namespace) -> int:
     from tools.agents import AgentListItem, agent_list
 
     async def every_agent(scope: Scope) -> list[AgentListItem]:
@@ -332,7 +336,7 @@ def _agents_list(settings: Settings, _args: argparse.Namespace) -> int:
             page = result.next_page
         return found
 
-    found = _run_with_scope(settings, every_agent)
+    found = _run_with_scope(settings, every_agent, principal=args.principal)
     if not found:
         print("no agents yet (the default agent is created on first use)")
     for agent in found:
@@ -348,6 +352,7 @@ def _agents_create(settings: Settings, args: argparse.Namespace) -> int:
         lambda scope: agent_create(
             scope, args.name, description=args.description, persona=args.persona, human=args.human
         ),
+        principal=args.principal,
     )
     print(f"created agent '{args.name}'")
     _print_blocks(info)
@@ -361,7 +366,7 @@ def _agents_show(settings: Settings, args: argparse.Namespace) -> int:
     async def show(scope: Scope) -> tuple[AgentInfo, str]:
         return await agent_show(scope, args.name), await core_memory_view(scope, args.name)
 
-    info, rendered = _run_with_scope(settings, show)
+    info, rendered = _run_with_scope(settings, show, principal=args.principal)
     print(f"agent {args.name}: {info.description}")
     _print_blocks(info)
     print()
@@ -386,7 +391,7 @@ def _agents_delete(settings: Settings, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    result = _run_with_scope(settings, lambda scope: agent_delete(scope, args.name))
+    result = _run_with_scope(settings, lambda scope: agent_delete(scope, args.name), principal=args.principal)
     print(f"deleted agent '{result.name}' ({result.blocks_deleted} blocks)")
     return 0
 
@@ -395,7 +400,9 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     from tools.ingest import ingest
 
     bar = ProgressBar("embedding")
-    report = _run_with_scope(settings, lambda scope: ingest(scope, args.agent, args.paths, bar))
+    report = _run_with_scope(
+        settings, lambda scope: ingest(scope, args.agent, args.paths, bar), principal=args.principal
+    )
     bar.close()
     print(
         f"{report.files} files ({report.unchanged_files} unchanged): {report.passages_added} passages added, "
@@ -408,7 +415,7 @@ def _reindex(settings: Settings, args: argparse.Namespace) -> int:
     from tools.ingest import reindex
 
     bar = ProgressBar("re-embedding")
-    report = _run_with_scope(settings, lambda scope: reindex(scope, args.agent, bar))
+    report = _run_with_scope(settings, lambda scope: reindex(scope, args.agent, bar), principal=args.principal)
     bar.close()
     print(f"{report.reembedded} passages and {report.messages} messages embedded with {report.model}")
     return 0
@@ -430,6 +437,7 @@ def _record(settings: Settings, args: argparse.Namespace) -> int:
     _run_with_scope(
         settings,
         lambda scope: record_message(scope, args.agent, conversation, role, text, source=source, create_agent=True),
+        principal=args.principal,
     )
     return 0
 
@@ -453,6 +461,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
             progress=reading,
             embedding_progress=embedding_progress,
         ),
+        principal=args.principal,
     )
     reading.close()
     embedding.close()

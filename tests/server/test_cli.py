@@ -199,3 +199,16 @@ def test_import_names_the_bad_line_and_stores_nothing(
     assert main(["import", str(export), "--database-url", database_url]) == 1
     assert "line 2 of" in capsys.readouterr().err
     assert _messages(database_url) == []
+
+
+def test_principal_flag_scopes_every_memory_command(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ["--database-url", database_url]
+    assert main(["agents", "create", "ledger", "--principal", "alice", *db]) == 0
+    assert main(["record", "--agent", "ledger", "Paid the plumber 120 EUR.", "--principal", "alice", *db]) == 0
+    capsys.readouterr()
+    assert main(["agents", "list", *db]) == 0
+    assert "ledger" not in capsys.readouterr().out
+    assert main(["agents", "show", "ledger", *db]) == 1
+    assert "agent 'ledger' does not exist" in capsys.readouterr().err
+    assert main(["agents", "list", "--principal", "alice", *db]) == 0
+    assert "ledger" in capsys.readouterr().out
