@@ -12,11 +12,13 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from storage import lazy_module
+from storage.errors import NotFoundError
 from tools.agent_context import MemoryStats, chat_messages, system_message
 from tools.agent_tools import SEARCH_CALLS, run_tool, tool_schemas
 from tools.agents import AgentArg, resolve_agent
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from storage import blocks as block_repo
     from storage import messages as message_repo
     from storage import summaries as summary_repo
-    from storage.schema import Agent, Conversation
+    from storage.schema import Agent, Block, Conversation, Message, Summary
 else:
     block_repo = lazy_module("storage.blocks")
     message_repo = lazy_module("storage.messages")
@@ -90,12 +92,7 @@ async def send_message(
         agent_row = await resolve_agent(session, scope, agent)
         thread = await message_repo.ensure_conversation(session, scope.owner_id, agent_row.id, name, source="agent")
     llm = choose_llm(dict(agent_row.llm or {}))
-    policy = ContextPolicy(
-        window=config.context_window or int((agent_row.llm or {}).get("context_window") or 0) or llm.context_window,
-        trigger=config.trigger,
-        target=config.target,
-        evict_share=config.evict_share,
-    )
+    policy = _policy(config, agent_row, llm)
     await _store(scope, thread, [message_repo.NewMessage(role="user", text=text, content={"text": text})])
     tools = tool_schemas()
     used: list[ToolUse] = []
@@ -144,27 +141,122 @@ async def build_prompt(
     """The prompt of the next model call, compacted first when it would pass the threshold."""
     made: list[Compaction] = []
     for _round in range(COMPACTION_ROUNDS):
-        async with scope.sessions.begin() as session:
-            thread = await summary_repo.conversation(session, conversation_id)
-            blocks = await block_repo.of_agent(session, scope.owner_id, agent_row.id)
-            rows = await summary_repo.in_context(session, thread)
-            summary = await summary_repo.latest(session, conversation_id)
-            passages, messages = await summary_repo.memory_counts(session, scope.owner_id, agent_row.id)
-        stats = MemoryStats(passages=passages, messages=messages, out_of_context=thread.context_start - 1)
-        summary_text = summary.text if summary is not None else None
-        system = system_message(agent_row.name, agent_row.system, blocks, stats, summary_text)
-        chat = chat_messages(rows)
-        prompt = [system, *chat]
+        view = await _load(scope, agent_row, conversation_id)
+        prompt = [view.system(view.summary_text), *chat_messages(view.rows)]
         if not needs_compaction(llm.count_tokens(prompt, tools), policy):
             return prompt, made
-        base = llm.count_tokens([system_message(agent_row.name, agent_row.system, blocks, stats, None)], tools)
-        done = await compact(
-            scope, llm, thread, rows, base_tokens=base, previous_summary=summary_text, policy=policy, sizes=sizes
-        )
+        done = await _compact(scope, llm, view, tools, policy, sizes)
         if done is None:
             return prompt, made  # nothing left to evict: send what there is
         made.append(done)
     return prompt, made
+
+
+@dataclass(frozen=True)
+class _ContextView:
+    agent: Agent
+    thread: Conversation
+    blocks: list[Block]
+    rows: list[Message]
+    summary: Summary | None
+    stats: MemoryStats
+
+    @property
+    def summary_text(self) -> str | None:
+        return self.summary.text if self.summary is not None else None
+
+    def system(self, summary: str | None) -> ChatMessage:
+        return system_message(self.agent.name, self.agent.system, self.blocks, self.stats, summary)
+
+
+async def _load(scope: Scope, agent_row: Agent, conversation_id: uuid.UUID) -> _ContextView:
+    async with scope.sessions.begin() as session:
+        thread = await summary_repo.conversation(session, conversation_id)
+        blocks = await block_repo.of_agent(session, scope.owner_id, agent_row.id)
+        rows = await summary_repo.in_context(session, thread)
+        summary = await summary_repo.latest(session, conversation_id)
+        passages, messages = await summary_repo.memory_counts(session, scope.owner_id, agent_row.id)
+    stats = MemoryStats(passages=passages, messages=messages, out_of_context=thread.context_start - 1)
+    return _ContextView(agent_row, thread, list(blocks), rows, summary, stats)
+
+
+async def _compact(
+    scope: Scope,
+    llm: LLM,
+    view: _ContextView,
+    tools: Sequence[dict[str, Any]],
+    policy: ContextPolicy,
+    sizes: dict[uuid.UUID, int] | None,
+) -> Compaction | None:
+    base = llm.count_tokens([view.system(None)], tools)
+    return await compact(
+        scope,
+        llm,
+        view.thread,
+        view.rows,
+        base_tokens=base,
+        previous_summary=view.summary_text,
+        policy=policy,
+        sizes=sizes,
+    )
+
+
+def _policy(config: AgentConfig, agent_row: Agent, llm: LLM) -> ContextPolicy:
+    return ContextPolicy(
+        window=config.context_window or int((agent_row.llm or {}).get("context_window") or 0) or llm.context_window,
+        trigger=config.trigger,
+        target=config.target,
+        evict_share=config.evict_share,
+    )
+
+
+async def summarize_conversation(
+    scope: Scope, agent: str | None, conversation: str | None, *, choose_llm: LLMChooser, config: AgentConfig
+) -> Compaction | None:
+    """Summarize the oldest in-context messages now (as at the threshold); None when there is nothing to evict."""
+    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, name)
+        if thread is None:
+            raise NotFoundError(f"agent '{agent_row.name}' has no conversation '{name}'")
+    llm = choose_llm(dict(agent_row.llm or {}))
+    view = await _load(scope, agent_row, thread.id)
+    return await _compact(scope, llm, view, tool_schemas(), _policy(config, agent_row, llm), None)
+
+
+class SummaryView(BaseModel):
+    agent: str
+    conversation: str
+    summary: str | None = Field(description="The newest summary, or null if nothing has left the context yet.")
+    kind: str | None = Field(description="'summary', or 'truncation' when the summarizer failed.")
+    covers: list[int] | None = Field(description="First and last message ordinal the summary covers.")
+    summaries: int = Field(description="How many summaries this conversation has had.")
+    in_context_from: int = Field(description="Ordinal of the first message still in the agent's context.")
+    messages: int
+    created_at: datetime | None
+
+
+async def current_summary(scope: Scope, agent: str | None, conversation: str | None) -> SummaryView:
+    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, name)
+        if thread is None:
+            raise NotFoundError(f"agent '{agent_row.name}' has no conversation '{name}'")
+        summary = await summary_repo.latest(session, thread.id)
+        count = await summary_repo.count(session, thread.id)
+    return SummaryView(
+        agent=agent_row.name,
+        conversation=name,
+        summary=summary.text if summary else None,
+        kind=summary.kind if summary else None,
+        covers=[summary.first_ordinal, summary.last_ordinal] if summary else None,
+        summaries=count,
+        in_context_from=thread.context_start,
+        messages=thread.message_count,
+        created_at=summary.created_at if summary else None,
+    )
 
 
 async def _store(scope: Scope, thread: Conversation, new: list[message_repo.NewMessage]) -> None:
