@@ -27,9 +27,11 @@ async def scope(settings: Settings) -> AsyncIterator[Scope]:
         yield await app.scope()
 
 
-async def ask(scope: Scope, llm: ScriptedLLM, message: str, *, max_steps: int = 10, **kwargs: str) -> AgentReply:
+async def ask(
+    scope: Scope, llm: ScriptedLLM, message: str, *, max_steps: int = 10, conversation: str | None = None
+) -> AgentReply:
     return await send_message(
-        scope, message, choose_llm=lambda _config: llm, config=AgentConfig(max_steps=max_steps), **kwargs
+        scope, message, None, conversation, choose_llm=lambda _config: llm, config=AgentConfig(max_steps=max_steps)
     )
 
 
