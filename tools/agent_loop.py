@@ -309,3 +309,9 @@ def _reply(
         summaries_made=summaries_made,
         model=llm.name,
     )
+
+
+async def ensure_agent(scope: Scope, agent: str) -> str:
+    """The agent's name, creating it (with persona and human blocks) if it is new."""
+    async with scope.sessions.begin() as session:
+        return (await resolve_agent(session, scope, agent, create=True)).name
