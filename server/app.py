@@ -4,31 +4,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from server import engram_version
-from server.context import AppContext, DatabaseOpener, open_app
-from server.http import principal_of, register_health
+from server.agent import send_message
+from server.context import AppContext, DatabaseOpener, open_app, scope_of
+from server.http import register_health
 from server.instructions import INSTRUCTIONS
 from server.settings import Settings
 from server.toolkit import as_mcp_tool, resource_errors
-from tools import agents, archival, core_memory, recall
-from tools.scope import Scope
-
-
-async def scope_of(ctx: Context) -> Scope:
-    """The caller's scope: the principal its bearer token maps to over HTTP, else the local user."""
-    app = cast(AppContext, ctx.request_context.lifespan_context)
-    return await app.scope(principal_of(ctx.request_context.request))
-
+from tools import agent_loop, agents, archival, core_memory, recall
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 EDIT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+
+AGENT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 
 TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
     (core_memory.core_memory_view, READ_ONLY),
@@ -80,6 +75,7 @@ def build_server(
     )
     for operation, hints in TOOLS:
         server.add_tool(as_mcp_tool(operation, scope_of), annotations=hints)
+    server.add_tool(send_message, annotations=AGENT)
     _register_resources(server)
     _register_prompts(server)
     register_health(server, running)
@@ -128,6 +124,14 @@ def _register_resources(server: MCPServer[AppContext]) -> None:
         """A conversation's messages in order, 50 per page (?page=2 for the next ones)."""
         with resource_errors():
             found = await recall.read_transcript(await scope_of(ctx), agent, conversation, page)
+        return found.model_dump_json()
+
+    @server.resource("engram://agents/{agent}/summary{?conversation}", name="summary", mime_type="application/json")
+    async def conversation_summary(agent: str, ctx: Context, conversation: str | None = None) -> str:
+        """The built-in agent's current summary of a conversation ('default' unless ?conversation=NAME), with
+        the span of messages it covers."""
+        with resource_errors():
+            found = await agent_loop.current_summary(await scope_of(ctx), agent, conversation)
         return found.model_dump_json()
 
     @server.resource("engram://agents/{agent}/blocks/{label}", name="block", mime_type="text/plain")

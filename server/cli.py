@@ -178,6 +178,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     sql.set_defaults(run=_sql)
 
+    chat = commands.add_parser("chat", parents=[common], help="chat with an agent in the terminal (needs a model)")
+    chat.add_argument("agent", help="the agent to talk to (created if new)")
+    chat.add_argument("--model", help="litellm model for this chat (default: the agent's, else llm_model)")
+    chat.add_argument("--conversation", help="conversation name (default: 'default')")
+    chat.set_defaults(run=_chat)
+
+    summarize = commands.add_parser(
+        "summarize", parents=[common], help="summarize the oldest in-context messages of an agent's conversation now"
+    )
+    summarize.add_argument("agent")
+    summarize.add_argument(
+        "--model", help="litellm model that writes the summary (default: the agent's, else llm_model)"
+    )
+    summarize.add_argument("--conversation", help="conversation name (default: 'default')")
+    summarize.set_defaults(run=_summarize)
+
     doctor = commands.add_parser("doctor", parents=[common], help="check settings, data dir, database and pgvector")
     doctor.set_defaults(run=_doctor)
     return parser
@@ -493,6 +509,20 @@ class ProgressBar:
         if self._drawn:
             print(file=sys.stderr)
             self._drawn = False
+
+
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    from server.chat import chat
+    from tools.agent_loop import ensure_agent
+
+    _run_with_scope(settings, lambda scope: ensure_agent(scope, args.agent))
+    return chat(settings, args.agent, args.conversation, args.model, args.principal)
+
+
+def _summarize(settings: Settings, args: argparse.Namespace) -> int:
+    from server.chat import summarize
+
+    return summarize(settings, args.agent, args.conversation, args.model, args.principal)
 
 
 def _sql(settings: Settings, args: argparse.Namespace) -> int:

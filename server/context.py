@@ -12,10 +12,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 import anyio.to_thread
+from mcp.server.mcpserver import Context
 
 from server.settings import Settings
 from storage.embeddings import Embedder, make_embedder
@@ -104,6 +105,22 @@ class Backend:
         await self._ready.wait()
         if self._database is not None:
             await self._database.close()
+
+
+PRINCIPAL_KEY = "engram.principal"  # where server.http puts the authenticated principal in the ASGI scope
+
+
+def principal_of(request: object) -> str | None:
+    """The principal an HTTP request was authenticated as (None: stdio, in memory, or HTTP without tokens)."""
+    scope = getattr(request, "scope", None)
+    found = scope.get(PRINCIPAL_KEY) if isinstance(scope, dict) else None
+    return found if isinstance(found, str) else None
+
+
+async def scope_of(ctx: Context) -> Scope:
+    """The scope of a tool call or resource read: its bearer token's principal over HTTP, else the local user."""
+    app = cast(AppContext, ctx.request_context.lifespan_context)
+    return await app.scope(principal_of(ctx.request_context.request))
 
 
 @dataclass(frozen=True)

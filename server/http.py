@@ -13,7 +13,6 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -21,13 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.context import AppContext, DatabaseOpener, open_app
+from server.context import PRINCIPAL_KEY, AppContext, DatabaseOpener, open_app
 from server.settings import Settings
 from storage.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-PRINCIPAL_KEY = "engram.principal"  # where the authenticated principal's name rides in the ASGI scope
 OPEN_PATHS = frozenset({"/healthz"})
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
@@ -83,12 +81,6 @@ async def _unauthorized(scope: Scope, receive: Receive, send: Send, reason: str)
     response = JSONResponse({"error": "unauthorized", "detail": reason}, status_code=401)
     response.headers["WWW-Authenticate"] = 'Bearer realm="engram"'
     await response(scope, receive, send)
-
-
-def principal_of(request: Any) -> str | None:
-    """The principal an HTTP request was authenticated as (None: stdio, in-memory, or HTTP without tokens)."""
-    scope = getattr(request, "scope", None)
-    return scope.get(PRINCIPAL_KEY) if isinstance(scope, dict) else None
 
 
 def static_verifier(settings: Settings) -> Callable[[str], str | None]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from storage.errors import ConfigurationError
@@ -86,6 +86,33 @@ class Settings(BaseSettings):
         description="Agents with at most this many passages are searched by exact scan; above it, by the "
         "HNSW index (with iterative scans, falling back to exact when filters leave too few rows).",
     )
+    llm_model: str = Field(
+        default="",
+        description="litellm model of the built-in agent (send_message, engram chat), e.g. "
+        "'anthropic/claude-sonnet-4-5' with its API key in the environment; empty = the host's model through MCP "
+        "sampling. An agent's own llm.model wins.",
+    )
+    llm_context_window: int = Field(
+        default=0,
+        ge=0,
+        le=10_000_000,
+        description="Tokens the agent's prompt may hold; 0 = the model's own window (8192 when unknown).",
+    )
+    llm_max_tokens: int = Field(default=1024, ge=16, le=200_000, description="Longest reply, in tokens.")
+    llm_timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds to wait for one model call.")
+    llm_max_retries: int = Field(default=3, ge=0, le=20, description="Retries of a rate-limited or failed call.")
+    agent_max_steps: int = Field(
+        default=10, ge=1, le=100, description="Most model calls one send_message may make (tool use included)."
+    )
+    summarize_threshold: float = Field(
+        default=0.9, gt=0.1, le=1.0, description="Summarize when the prompt would pass this share of the window."
+    )
+    summarize_target: float = Field(
+        default=0.7, gt=0.05, lt=1.0, description="After summarizing, the kept messages fit this share of it."
+    )
+    summarize_evict_share: float = Field(
+        default=0.3, gt=0.0, lt=1.0, description="Share of in-context messages evicted at least, per summary."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the server's stderr log."
     )
@@ -129,6 +156,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # load_settings() merges the layers itself; the class validates what it is given.
         return (init_settings,)
+
+    @model_validator(mode="after")
+    def _target_below_threshold(self) -> Settings:
+        if self.summarize_target >= self.summarize_threshold:
+            raise ValueError("summarize_target must be below summarize_threshold")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -134,6 +134,8 @@ class Conversation(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(Text, default="")
     message_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The built-in agent sees the messages from this ordinal on; older ones are covered by its summaries.
+    context_start: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -165,6 +167,27 @@ class Message(Base):
     embedding: Mapped[Any] = mapped_column(Vector(), nullable=True, deferred=True)
     embedding_model: Mapped[str | None] = mapped_column(Text, nullable=True)
     tsv: Mapped[Any] = mapped_column(TSVECTOR, Computed("to_tsvector('english', text)", persisted=True), deferred=True)
+
+
+class Summary(Base):
+    """A summary of a conversation's messages evicted from the agent's context, up to `last_ordinal`.
+
+    Summaries are recursive: each one folds the previous summary in, so the newest covers ordinals
+    `first_ordinal`..`last_ordinal` (from the conversation's start). The messages themselves stay in `messages`.
+    """
+
+    __tablename__ = "summaries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    first_ordinal: Mapped[int] = mapped_column(Integer)
+    last_ordinal: Mapped[int] = mapped_column(Integer)
+    evicted: Mapped[int] = mapped_column(Integer)  # messages this step took out of context
+    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)  # 'summary', or 'truncation' when the summarizer failed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Token(Base):

@@ -1,0 +1,317 @@
+"""The built-in agent: one `send_message` runs a Letta-style loop over the agent's own memory.
+
+Each step builds the context (system prompt, core memory, memory statistics, summary, in-context
+messages), compacts it first if it would pass the threshold, asks the model, stores what it said, runs
+the memory tools it called and feeds their results (errors included) back, until it answers without a
+tool call or reaches the step limit. Every message of the loop is stored in recall memory.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from storage import lazy_module
+from storage.errors import NotFoundError
+from tools.agent_context import MemoryStats, chat_messages, system_message
+from tools.agent_tools import SEARCH_CALLS, run_tool, tool_schemas
+from tools.agents import AgentArg, resolve_agent
+from tools.llm import LLM, ChatMessage, LLMReply
+from tools.recall import DEFAULT_CONVERSATION, ConversationArg, check_conversation
+from tools.scope import Scope
+from tools.summarizer import Compaction, ContextPolicy, compact, needs_compaction
+from tools.validation import check_text
+
+if TYPE_CHECKING:
+    from storage import blocks as block_repo
+    from storage import messages as message_repo
+    from storage import summaries as summary_repo
+    from storage.schema import Agent, Block, Conversation, Message, Summary
+else:
+    block_repo = lazy_module("storage.blocks")
+    message_repo = lazy_module("storage.messages")
+    summary_repo = lazy_module("storage.summaries")
+
+LLMChooser = Callable[[dict[str, Any]], LLM]  # the agent's llm settings (model, context_window) -> a model
+Progress = Callable[[int, int, str], Awaitable[None]]  # step, step limit, what the agent does now
+COMPACTION_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    max_steps: int = 10
+    context_window: int = 0  # tokens; 0 = the agent's own setting, else the model's window
+    trigger: float = 0.9
+    target: float = 0.7
+    evict_share: float = 0.3
+
+
+class ToolUse(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments the agent gave, shortened.")
+    ok: bool
+
+
+class AgentReply(BaseModel):
+    agent: str
+    conversation: str
+    reply: str = Field(description="What the agent answers.")
+    tools_used: list[ToolUse] = Field(description="The memory tools the agent called, in order.")
+    steps: int
+    stopped: Literal["reply", "step_limit"] = Field(
+        description="'reply': the agent answered; 'step_limit': it was stopped while still calling tools."
+    )
+    summaries_made: int = Field(description="How many times older messages were summarized out of context.")
+    model: str
+
+
+async def _no_progress(_step: int, _total: int, _message: str) -> None:
+    pass
+
+
+async def send_message(
+    scope: Scope,
+    message: Annotated[str, Field(description="The message to send to the agent.")],
+    agent: AgentArg = None,
+    conversation: ConversationArg = None,
+    *,
+    choose_llm: LLMChooser,
+    config: AgentConfig,
+    progress: Progress = _no_progress,
+) -> AgentReply:
+    """Send a message to the agent: it may edit its memory with tools, then replies."""
+    text = check_text("message", message, max_chars=scope.max_input_chars)
+    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await message_repo.ensure_conversation(session, scope.owner_id, agent_row.id, name, source="agent")
+    llm = choose_llm(dict(agent_row.llm or {}))
+    policy = _policy(config, agent_row, llm)
+    await _store(scope, thread, [message_repo.NewMessage(role="user", text=text, content={"text": text})])
+    tools = tool_schemas()
+    used: list[ToolUse] = []
+    summaries_made = 0
+    sizes: dict[uuid.UUID, int] = {}
+    reply = LLMReply(text="")
+    for step in range(1, config.max_steps + 1):
+        await progress(step, config.max_steps, f"step {step}: thinking")
+        prompt, made = await build_prompt(scope, llm, agent_row, thread.id, tools, policy, sizes)
+        summaries_made += len(made)
+        if made:
+            await progress(step, config.max_steps, f"step {step}: summarized {sum(c.evicted for c in made)} messages")
+        reply = await llm.complete(prompt, tools)
+        await _store(scope, thread, [_assistant_message(reply)])
+        if not reply.tool_calls:
+            return _reply(agent_row, name, reply.text, used, step, "reply", summaries_made, llm)
+        for call in reply.tool_calls:
+            await progress(step, config.max_steps, f"step {step}: {call.name}")
+            outcome = await run_tool(scope, agent_row.name, call.name, call.arguments)
+            used.append(ToolUse(name=call.name, arguments=_short(call.arguments), ok=outcome.ok))
+            await _store(
+                scope,
+                thread,
+                [
+                    message_repo.NewMessage(
+                        role="tool",
+                        text=outcome.text,
+                        content={"text": outcome.text, "tool_call_id": call.id, "name": call.name},
+                        search_call=call.name in SEARCH_CALLS,
+                    )
+                ],
+            )
+    final = reply.text or f"(the agent was stopped after {config.max_steps} steps while still using its tools)"
+    return _reply(agent_row, name, final, used, config.max_steps, "step_limit", summaries_made, llm)
+
+
+async def build_prompt(
+    scope: Scope,
+    llm: LLM,
+    agent_row: Agent,
+    conversation_id: uuid.UUID,
+    tools: Sequence[dict[str, Any]],
+    policy: ContextPolicy,
+    sizes: dict[uuid.UUID, int] | None = None,
+) -> tuple[list[ChatMessage], list[Compaction]]:
+    """The prompt of the next model call, compacted first when it would pass the threshold."""
+    made: list[Compaction] = []
+    for _round in range(COMPACTION_ROUNDS):
+        view = await _load(scope, agent_row, conversation_id)
+        prompt = [view.system(view.summary_text), *chat_messages(view.rows)]
+        if not needs_compaction(llm.count_tokens(prompt, tools), policy):
+            return prompt, made
+        done = await _compact(scope, llm, view, tools, policy, sizes)
+        if done is None:
+            return prompt, made  # nothing left to evict: send what there is
+        made.append(done)
+    return prompt, made
+
+
+@dataclass(frozen=True)
+class _ContextView:
+    agent: Agent
+    thread: Conversation
+    blocks: list[Block]
+    rows: list[Message]
+    summary: Summary | None
+    stats: MemoryStats
+
+    @property
+    def summary_text(self) -> str | None:
+        return self.summary.text if self.summary is not None else None
+
+    def system(self, summary: str | None) -> ChatMessage:
+        return system_message(self.agent.name, self.agent.system, self.blocks, self.stats, summary)
+
+
+async def _load(scope: Scope, agent_row: Agent, conversation_id: uuid.UUID) -> _ContextView:
+    async with scope.sessions.begin() as session:
+        thread = await summary_repo.conversation(session, conversation_id)
+        blocks = await block_repo.of_agent(session, scope.owner_id, agent_row.id)
+        rows = await summary_repo.in_context(session, thread)
+        summary = await summary_repo.latest(session, conversation_id)
+        passages, messages = await summary_repo.memory_counts(session, scope.owner_id, agent_row.id)
+    stats = MemoryStats(passages=passages, messages=messages, out_of_context=thread.context_start - 1)
+    return _ContextView(agent_row, thread, list(blocks), rows, summary, stats)
+
+
+async def _compact(
+    scope: Scope,
+    llm: LLM,
+    view: _ContextView,
+    tools: Sequence[dict[str, Any]],
+    policy: ContextPolicy,
+    sizes: dict[uuid.UUID, int] | None,
+) -> Compaction | None:
+    base = llm.count_tokens([view.system(None)], tools)
+    return await compact(
+        scope,
+        llm,
+        view.thread,
+        view.rows,
+        base_tokens=base,
+        previous_summary=view.summary_text,
+        policy=policy,
+        sizes=sizes,
+    )
+
+
+def _policy(config: AgentConfig, agent_row: Agent, llm: LLM) -> ContextPolicy:
+    return ContextPolicy(
+        window=config.context_window or int((agent_row.llm or {}).get("context_window") or 0) or llm.context_window,
+        trigger=config.trigger,
+        target=config.target,
+        evict_share=config.evict_share,
+    )
+
+
+async def summarize_conversation(
+    scope: Scope, agent: str | None, conversation: str | None, *, choose_llm: LLMChooser, config: AgentConfig
+) -> Compaction | None:
+    """Summarize the oldest in-context messages now (as at the threshold); None when there is nothing to evict."""
+    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, name)
+        if thread is None:
+            raise NotFoundError(f"agent '{agent_row.name}' has no conversation '{name}'")
+    llm = choose_llm(dict(agent_row.llm or {}))
+    view = await _load(scope, agent_row, thread.id)
+    return await _compact(scope, llm, view, tool_schemas(), _policy(config, agent_row, llm), None)
+
+
+class SummaryView(BaseModel):
+    agent: str
+    conversation: str
+    summary: str | None = Field(description="The newest summary, or null if nothing has left the context yet.")
+    kind: str | None = Field(description="'summary', or 'truncation' when the summarizer failed.")
+    covers: list[int] | None = Field(description="First and last message ordinal the summary covers.")
+    summaries: int = Field(description="How many summaries this conversation has had.")
+    in_context_from: int = Field(description="Ordinal of the first message still in the agent's context.")
+    messages: int
+    created_at: datetime | None
+
+
+async def current_summary(scope: Scope, agent: str | None, conversation: str | None) -> SummaryView:
+    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, name)
+        if thread is None:
+            raise NotFoundError(f"agent '{agent_row.name}' has no conversation '{name}'")
+        summary = await summary_repo.latest(session, thread.id)
+        count = await summary_repo.count(session, thread.id)
+    return SummaryView(
+        agent=agent_row.name,
+        conversation=name,
+        summary=summary.text if summary else None,
+        kind=summary.kind if summary else None,
+        covers=[summary.first_ordinal, summary.last_ordinal] if summary else None,
+        summaries=count,
+        in_context_from=thread.context_start,
+        messages=thread.message_count,
+        created_at=summary.created_at if summary else None,
+    )
+
+
+async def _store(scope: Scope, thread: Conversation, new: list[message_repo.NewMessage]) -> None:
+    async with scope.sessions.begin() as session:
+        await message_repo.append(session, thread, new)
+    scope.recorded()
+
+
+def _assistant_message(reply: LLMReply) -> message_repo.NewMessage:
+    content: dict[str, Any] = {"text": reply.text}
+    searchable = reply.text
+    if reply.tool_calls:
+        content["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in reply.tool_calls
+        ]
+        names = ", ".join(call.name for call in reply.tool_calls)
+        searchable = f"{reply.text}\n[called {names}]".strip()
+    search_only = bool(reply.tool_calls) and all(call.name in SEARCH_CALLS for call in reply.tool_calls)
+    return message_repo.NewMessage(
+        role="assistant", text=searchable, content=content, search_call=search_only and not reply.text
+    )
+
+
+def _short(arguments: str, limit: int = 200) -> str:
+    try:
+        arguments = json.dumps(json.loads(arguments), ensure_ascii=False)
+    except ValueError:
+        pass
+    return arguments if len(arguments) <= limit else arguments[:limit] + "…"
+
+
+def _reply(
+    agent_row: Agent,
+    conversation: str,
+    text: str,
+    used: list[ToolUse],
+    steps: int,
+    stopped: Literal["reply", "step_limit"],
+    summaries_made: int,
+    llm: LLM,
+) -> AgentReply:
+    return AgentReply(
+        agent=agent_row.name,
+        conversation=conversation,
+        reply=text,
+        tools_used=used,
+        steps=steps,
+        stopped=stopped,
+        summaries_made=summaries_made,
+        model=llm.name,
+    )
+
+
+async def ensure_agent(scope: Scope, agent: str) -> str:
+    """The agent's name, creating it (with persona and human blocks) if it is new."""
+    async with scope.sessions.begin() as session:
+        return (await resolve_agent(session, scope, agent, create=True)).name

@@ -1,0 +1,166 @@
+"""The `LLM` seam of the built-in agent, and its litellm implementation.
+
+Messages and tools use the OpenAI chat format (litellm's lingua franca): messages are dicts with role,
+content, tool_calls, tool_call_id and name; tools are {"type": "function", "function": {...}}. The MCP
+sampling implementation (the host's own model) lives in `server/`, since it needs the MCP session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from storage.errors import BackendUnavailableError, ConfigurationError, EngramError
+
+log = logging.getLogger(__name__)
+
+ChatMessage = dict[str, Any]
+ToolSchema = dict[str, Any]
+FALLBACK_CONTEXT_WINDOW = 8192
+
+
+class LLMError(EngramError):
+    """The model could not answer (provider error, timeout, rate limit after retries, bad key)."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True)
+class LLMReply:
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+class LLM(Protocol):
+    """A chat model the agent loop and the summarizer talk to."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def context_window(self) -> int:
+        """How many tokens a prompt may hold (the model's own limit, or the configured one)."""
+        ...
+
+    def count_tokens(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()) -> int: ...
+
+    async def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()) -> LLMReply: ...
+
+
+def estimate_tokens(messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()) -> int:
+    """A cheap, model-free count: about 4 characters a token, plus a few tokens of framing per message.
+
+    It errs high for English (tokenizers average 4-5 characters), so a window planned with it is not overrun.
+    """
+    chars = sum(len(json.dumps(message, ensure_ascii=False)) for message in messages)
+    chars += sum(len(json.dumps(tool, ensure_ascii=False)) for tool in tools)
+    return chars // 3 + 4 * len(messages)
+
+
+def _litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError:
+        raise ConfigurationError(
+            "llm_model is set but litellm is not installed; run 'pip install litellm' (or unset llm_model to use "
+            "the host's model through MCP sampling)"
+        ) from None
+    return litellm
+
+
+class LiteLLM:
+    """Any provider litellm knows ('anthropic/claude-…', 'openai/gpt-…', 'ollama/…'), with its API key from the
+    environment. `options` go to litellm.acompletion as they are (api_base, mock_response, ...)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        context_window: int | None = None,
+        max_tokens: int = 1024,
+        timeout: float = 60.0,
+        retries: int = 3,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self._model = model
+        self._window = context_window
+        self._max_tokens = max_tokens
+        self._timeout = timeout
+        self._retries = retries
+        self._options = options or {}
+        self._lib = _litellm()
+
+    @property
+    def name(self) -> str:
+        return self._model
+
+    @property
+    def context_window(self) -> int:
+        if self._window:
+            return self._window
+        try:
+            info = self._lib.get_model_info(self._model)
+            window = info.get("max_input_tokens") or info.get("max_tokens")
+        except Exception:  # an unknown model: litellm raises; the fallback is a safe, small window
+            window = None
+        self._window = int(window) if window else FALLBACK_CONTEXT_WINDOW
+        return self._window
+
+    def count_tokens(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()) -> int:
+        try:
+            return int(self._lib.token_counter(model=self._model, messages=list(messages), tools=list(tools) or None))
+        except Exception:
+            return estimate_tokens(messages, tools)
+
+    async def complete(self, messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()) -> LLMReply:
+        lib = self._lib
+        arguments: dict[str, Any] = {
+            "model": self._model,
+            "messages": list(messages),
+            "max_tokens": self._max_tokens,
+            "timeout": self._timeout,
+            "num_retries": self._retries,  # litellm backs off and retries rate limits and timeouts
+        } | self._options
+        if tools:
+            arguments["tools"] = list(tools)
+        try:
+            response = await lib.acompletion(**arguments)
+        except lib.AuthenticationError as exc:
+            raise ConfigurationError(f"{self._model}: the provider refused the API key; {self._key_hint()}") from exc
+        except lib.RateLimitError as exc:
+            raise BackendUnavailableError(
+                f"{self._model} is rate-limited (after {self._retries} retries); wait and send the message again"
+            ) from exc
+        except lib.Timeout as exc:
+            raise LLMError(f"{self._model} did not answer within {self._timeout:g} s (setting llm_timeout)") from exc
+        except lib.APIError as exc:
+            raise LLMError(f"{self._model} failed: {exc}") from exc
+        except Exception as exc:
+            if "api_key" in str(exc).lower() or "api key" in str(exc).lower():
+                raise ConfigurationError(f"{self._model}: no API key; {self._key_hint()}") from exc
+            raise LLMError(f"{self._model} failed: {type(exc).__name__}: {exc}") from exc
+        choice = response.choices[0].message
+        calls = [
+            ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments or "{}")
+            for call in (choice.tool_calls or [])
+        ]
+        return LLMReply(text=choice.content or "", tool_calls=calls)
+
+    def _key_hint(self) -> str:
+        try:
+            missing = self._lib.validate_environment(model=self._model).get("missing_keys") or []
+        except Exception:
+            missing = []
+        if missing:
+            return f"set {', '.join(missing)} in the environment of Engram"
+        return "check the provider's API key in the environment of Engram"
