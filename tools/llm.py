@@ -72,8 +72,8 @@ def _litellm() -> Any:
         import litellm
     except ImportError:
         raise ConfigurationError(
-            "llm_model is set but litellm is not installed; run 'pip install litellm' (or unset llm_model to use "
-            "the host's model through MCP sampling)"
+            "llm_model is set but litellm is not installed; run 'pip install litellm' (from Engram's source: "
+            'pip install ".[llm]"), or unset llm_model to use the host\'s model through MCP sampling'
         ) from None
     return litellm
 
