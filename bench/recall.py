@@ -62,10 +62,12 @@ async def load(scope: Scope, threads: list[list[tuple[str, str]]], vectors: list
                 ]
                 stored = await message_repo.append(session, thread, drafts)
                 if vectors is not None:
-                    await search.ensure_vector_index(await session.connection(), "messages", len(vectors[0]))
                     rows = [(item.id, vectors[index + n]) for n, item in enumerate(stored)]
                     await search.set_embeddings(session, "messages", rows, scope.embedder.model)
                 index += len(drafts)
+    if vectors is not None:  # built after loading: faster than inserting into the index row by row
+        async with scope.sessions.begin() as session:
+            await search.ensure_vector_index(await session.connection(), "messages", len(vectors[0]))
     return time.perf_counter() - started
 
 
