@@ -12,12 +12,12 @@ to beat both legs.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from bench.quality import by_kind, mean, run
 from tools import archival
 from tools.scope import Scope
 
@@ -55,29 +55,15 @@ async def evaluate(scope: Scope, agent: str = "quality") -> dict[str, Any]:
 
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    def mean(key: str, subset: list[dict[str, Any]]) -> float:
-        return round(sum(row[key] for row in subset) / len(subset), 3) if subset else 0.0
-
-    kinds = sorted({row["kind"] for row in results})
     return {
         "mrr@10": mean("rr", results),
         "hit@1": mean("hit1", results),
         "recall@5": mean("r5", results),
         "recall@10": mean("r10", results),
-        "mrr@10_by_kind": {kind: mean("rr", [r for r in results if r["kind"] == kind]) for kind in kinds},
+        "mrr@10_by_kind": by_kind("rr", results),
         "questions": len(results),
     }
 
 
-async def main() -> None:
-    from server.context import open_app
-    from server.settings import load_settings
-
-    with tempfile.TemporaryDirectory(prefix="engram-quality-") as data_dir:
-        settings = load_settings(overrides={"data_dir": data_dir}, environ={})
-        async with open_app(settings) as app:
-            print(json.dumps(await evaluate(await app.scope()), indent=2))
-
-
 if __name__ == "__main__":
-    anyio.run(main)
+    anyio.run(run, evaluate)

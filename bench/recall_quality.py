@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 from sqlalchemy import text
 
+from bench.quality import by_kind, mean, run
 from tools import recall
 from tools.agents import resolve_agent
 from tools.recall_import import import_history
@@ -91,27 +92,13 @@ async def evaluate(scope: Scope) -> dict[str, Any]:
 
 
 def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    def mean(key: str, subset: list[dict[str, Any]]) -> float:
-        return round(sum(row[key] for row in subset) / len(subset), 3) if subset else 0.0
-
-    kinds = sorted({row["kind"] for row in results})
     return {
         "recall@5": mean("r5", results),
         "recall@10": mean("r10", results),
-        "recall@10_by_kind": {kind: mean("r10", [r for r in results if r["kind"] == kind]) for kind in kinds},
+        "recall@10_by_kind": by_kind("r10", results),
         "questions": len(results),
     }
 
 
-async def main() -> None:
-    from server.context import open_app
-    from server.settings import load_settings
-
-    with tempfile.TemporaryDirectory(prefix="engram-quality-") as data_dir:
-        settings = load_settings(overrides={"data_dir": data_dir}, environ={})
-        async with open_app(settings) as app:
-            print(json.dumps(await evaluate(await app.scope()), indent=2))
-
-
 if __name__ == "__main__":
-    anyio.run(main)
+    anyio.run(run, evaluate)

@@ -1,0 +1,31 @@
+"""What the retrieval-quality evaluations share: averaging per-question rows and running in a fresh data dir."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tools.scope import Scope
+
+Row = dict[str, Any]
+
+
+def mean(key: str, rows: list[Row]) -> float:
+    return round(sum(row[key] for row in rows) / len(rows), 3) if rows else 0.0
+
+
+def by_kind(key: str, rows: list[Row]) -> dict[str, float]:
+    return {kind: mean(key, [row for row in rows if row["kind"] == kind]) for kind in sorted({r["kind"] for r in rows})}
+
+
+async def run(evaluate: Callable[[Scope], Awaitable[dict[str, Any]]]) -> None:
+    """Print the evaluation's JSON, computed on a private embedded PostgreSQL in a temporary data dir."""
+    from server.context import open_app
+    from server.settings import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="engram-quality-") as data_dir:
+        settings = load_settings(overrides={"data_dir": data_dir}, environ={})
+        async with open_app(settings) as app:
+            print(json.dumps(await evaluate(await app.scope()), indent=2))
