@@ -119,7 +119,7 @@ async def embedding_throughput(url: str, data_dir: str, threads: list[list[tuple
         await load(scope, threads, None)
         await scope.embedder.embed(["warm up the model"])
         start = time.perf_counter()
-        count = await embed_pending(scope.sessions, scope.embedder)
+        count = await embed_pending(scope.sessions, scope.embedder, exact_scan_limit=scope.exact_scan_limit)
         seconds = time.perf_counter() - start
     return {"messages": count, "seconds": round(seconds, 1), "messages_per_second": round(count / seconds)}
 

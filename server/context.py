@@ -189,7 +189,7 @@ async def open_app(
     """
     backend = Backend()
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
-    worker = EmbeddingWorker(embedder) if background else None
+    worker = EmbeddingWorker(embedder, exact_scan_limit=settings.archival_exact_scan_limit) if background else None
 
     async def run_worker(worker: EmbeddingWorker) -> None:
         try:

@@ -64,6 +64,7 @@ class StoredMessage:
 @dataclass(frozen=True)
 class PendingMessage:
     id: uuid.UUID
+    agent_id: uuid.UUID
     text: str
 
 
@@ -282,7 +283,7 @@ async def claim_pending(
     are skipped, so several processes share the work without doing it twice.
     """
     statement = (
-        select(Message.id, Message.text)
+        select(Message.id, Message.agent_id, Message.text)
         .where(Message.embedding_model.is_(None))
         .order_by(Message.created_at)
         .limit(limit)
@@ -290,7 +291,7 @@ async def claim_pending(
     )
     if agent_id is not None:
         statement = statement.where(Message.agent_id == agent_id)
-    return [PendingMessage(id=row.id, text=row.text) for row in await session.execute(statement)]
+    return [PendingMessage(id=row.id, agent_id=row.agent_id, text=row.text) for row in await session.execute(statement)]
 
 
 async def count_pending(session: AsyncSession, *, agent_id: uuid.UUID | None = None) -> int:

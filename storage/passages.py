@@ -149,16 +149,16 @@ async def fetch(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UU
 
 async def stale(
     session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID | None, model: str, *, limit: int
-) -> list[tuple[uuid.UUID, str]]:
-    """Passages not embedded with `model` (another model, or none), oldest first."""
-    statement = select(Passage.id, Passage.text).where(
+) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """(id, agent, text) of passages not embedded with `model` (another model, or none), oldest first."""
+    statement = select(Passage.id, Passage.agent_id, Passage.text).where(
         Passage.owner_id == owner_id,
         (Passage.embedding_model.is_(None)) | (Passage.embedding_model != model),
     )
     if agent_id is not None:
         statement = statement.where(Passage.agent_id == agent_id)
     rows = await session.execute(statement.order_by(Passage.created_at, Passage.id).limit(limit))
-    return [(row.id, row.text) for row in rows]
+    return [(row.id, row.agent_id, row.text) for row in rows]
 
 
 async def count_stale(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID | None, model: str) -> int:

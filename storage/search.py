@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -284,6 +284,27 @@ async def _is_large(session: AsyncSession, table: str, agent_id: uuid.UUID, mode
         _large_agents[key] = time.monotonic() + LARGE_AGENT_TTL
         return True
     return False
+
+
+async def index_when_large(
+    session: AsyncSession,
+    table: str,
+    agent_ids: Iterable[uuid.UUID],
+    *,
+    model: str,
+    dimension: int,
+    exact_scan_limit: int,
+) -> None:
+    """Create `table`'s HNSW index for this dimension once one of these agents outgrows exact scans.
+
+    Until then every search scans its agent exactly, and writes skip the cost of growing a graph (which
+    with this index's parameters halves insert speed); the index is then built in one go from the rows
+    already there, which also gives a better graph than growing it row by row.
+    """
+    for agent_id in set(agent_ids):
+        if await _is_large(session, table, agent_id, model, exact_scan_limit):
+            await ensure_vector_index(await session.connection(), table, dimension)
+            return
 
 
 async def ensure_vector_index(connection: AsyncConnection, table: str, dimension: int) -> None:

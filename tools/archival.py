@@ -86,13 +86,20 @@ async def archival_memory_insert(
     [vector] = await scope.embedder.embed([content])
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
-        await search.ensure_vector_index(await session.connection(), "passages", len(vector))
         [(passage_id, created)] = await passage_repo.insert_many(
             session,
             scope.owner_id,
             agent_row.id,
             scope.embedder.model,
             [passage_repo.NewPassage(text=content, embedding=vector, tags=clean_tags)],
+        )
+        await search.index_when_large(
+            session,
+            "passages",
+            [agent_row.id],
+            model=scope.embedder.model,
+            dimension=len(vector),
+            exact_scan_limit=scope.exact_scan_limit,
         )
     return PassageRef(id=str(passage_id), created=created)
 

@@ -37,20 +37,33 @@ OTHERS_SECONDS = 0.2  # when the only waiting messages are being embedded by ano
 
 
 async def embed_batch(
-    sessions: async_sessionmaker[AsyncSession], embedder: Embedder, *, agent_id: uuid.UUID | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    embedder: Embedder,
+    *,
+    exact_scan_limit: int,
+    agent_id: uuid.UUID | None = None,
 ) -> int:
-    """Embed up to EMBED_BATCH waiting messages in one transaction; returns how many (0: none to claim)."""
+    """Embed up to EMBED_BATCH waiting messages in one transaction; returns how many (0: none to claim).
+
+    Agents past `exact_scan_limit` messages get the HNSW index (storage.search.index_when_large)."""
     async with sessions.begin() as session:
         claimed = await message_repo.claim_pending(session, limit=EMBED_BATCH, agent_id=agent_id)
         if not claimed:
             return 0
         vectors = await embedder.embed([message.text for message in claimed])
-        await search.ensure_vector_index(await session.connection(), "messages", len(vectors[0]))
         await search.set_embeddings(
             session,
             "messages",
             [(message.id, vector) for message, vector in zip(claimed, vectors, strict=True)],
             embedder.model,
+        )
+        await search.index_when_large(
+            session,
+            "messages",
+            [message.agent_id for message in claimed],
+            model=embedder.model,
+            dimension=len(vectors[0]),
+            exact_scan_limit=exact_scan_limit,
         )
     return len(claimed)
 
@@ -59,6 +72,7 @@ async def embed_pending(
     sessions: async_sessionmaker[AsyncSession],
     embedder: Embedder,
     *,
+    exact_scan_limit: int,
     agent_id: uuid.UUID | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
@@ -70,7 +84,7 @@ async def embed_pending(
     if progress:
         progress(done, total)
     while True:
-        count = await embed_batch(sessions, embedder, agent_id=agent_id)
+        count = await embed_batch(sessions, embedder, exact_scan_limit=exact_scan_limit, agent_id=agent_id)
         if count:
             done += count
             if progress:
@@ -85,8 +99,9 @@ async def embed_pending(
 class EmbeddingWorker:
     """Runs for the server's lifetime: embeds waiting messages whenever woken, and every POLL_SECONDS."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, *, exact_scan_limit: int) -> None:
         self._embedder = embedder
+        self._exact_scan_limit = exact_scan_limit
         self._wake = anyio.Event()
         self._stopping = False
         self.idle = anyio.Event()  # set while no message this worker can claim is waiting
@@ -107,7 +122,9 @@ class EmbeddingWorker:
             self._wake = anyio.Event()
             delay = POLL_SECONDS
             try:
-                while not self._stopping and await embed_batch(sessions, self._embedder):
+                while not self._stopping and await embed_batch(
+                    sessions, self._embedder, exact_scan_limit=self._exact_scan_limit
+                ):
                     pass
             except EngramError as exc:
                 log.warning("embedding recorded messages failed, retrying in %.0f s: %s", RETRY_SECONDS, exc)

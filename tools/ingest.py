@@ -144,10 +144,17 @@ async def store_passages(
             group.start_soon(embed_ahead)
             async with receive:
                 async for batch, vectors in receive:
-                    await search.ensure_vector_index(await session.connection(), "passages", len(vectors[0]))
                     ready = [replace(draft, embedding=vector) for draft, vector in zip(batch, vectors, strict=True)]
                     stored += await passage_repo.insert_many(
                         session, scope.owner_id, agent_id, scope.embedder.model, ready
+                    )
+                    await search.index_when_large(
+                        session,
+                        "passages",
+                        [agent_id],
+                        model=scope.embedder.model,
+                        dimension=len(vectors[0]),
+                        exact_scan_limit=scope.exact_scan_limit,
                     )
                     if advance:
                         advance(len(batch))
@@ -181,19 +188,28 @@ async def reindex(scope: Scope, agent: str | None, progress: Progress | None = N
             batch = await passage_repo.stale(session, scope.owner_id, agent_id, model, limit=EMBED_BATCH * 4)
         if not batch:
             break
-        vectors = await scope.embedder.embed([text for _, text in batch])
+        vectors = await scope.embedder.embed([text for _, _, text in batch])
         async with scope.sessions.begin() as session:
-            await search.ensure_vector_index(await session.connection(), "passages", len(vectors[0]))
             await search.set_embeddings(
                 session,
                 "passages",
-                [(passage_id, vector) for (passage_id, _), vector in zip(batch, vectors, strict=True)],
+                [(passage_id, vector) for (passage_id, _, _), vector in zip(batch, vectors, strict=True)],
                 model,
+            )
+            await search.index_when_large(
+                session,
+                "passages",
+                [owner for _, owner, _ in batch],
+                model=model,
+                dimension=len(vectors[0]),
+                exact_scan_limit=scope.exact_scan_limit,
             )
         done += len(batch)
         if progress:
             progress(done, total)
     async with scope.sessions.begin() as session:
         await message_repo.mark_stale_pending(session, scope.owner_id, agent_id, model)
-    messages = await embed_pending(scope.sessions, scope.embedder, agent_id=agent_id, progress=progress)
+    messages = await embed_pending(
+        scope.sessions, scope.embedder, exact_scan_limit=scope.exact_scan_limit, agent_id=agent_id, progress=progress
+    )
     return ReindexReport(model=model, reembedded=done, messages=messages)

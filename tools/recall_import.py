@@ -85,7 +85,11 @@ async def import_history(
             progress(done, total)
     if report.messages_added and agent_id is not None:
         report.embedded = await embed_pending(
-            scope.sessions, scope.embedder, agent_id=agent_id, progress=embedding_progress
+            scope.sessions,
+            scope.embedder,
+            exact_scan_limit=scope.exact_scan_limit,
+            agent_id=agent_id,
+            progress=embedding_progress,
         )
     return report
 

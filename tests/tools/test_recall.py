@@ -37,7 +37,7 @@ async def embed_all(settings: Settings) -> None:
     """Wait until every recorded message has its embedding (the server's worker may be embedding some)."""
     async with local_scope(settings) as scope:
         with anyio.fail_after(60):
-            await embed_pending(scope.sessions, scope.embedder)
+            await embed_pending(scope.sessions, scope.embedder, exact_scan_limit=scope.exact_scan_limit)
 
 
 async def count_messages(scope: Scope, condition: str = "true") -> int:
