@@ -208,6 +208,11 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    if settings.transport != "stdio":
+        from server.context import default_opener
+
+        return _serve_http(settings, default_opener(settings))
+
     # The embedded PostgreSQL starts in a subprocess; begin it now, so it runs while the MCP SDK imports.
     starter = None
     if settings.database_url is None:
@@ -236,8 +241,6 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         release_all()
         os._exit(128 + signum)
 
-    if settings.transport != "stdio":
-        return _serve_http(settings, opener)
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
     build_server(settings, opener=opener).run("stdio")
