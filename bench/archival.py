@@ -127,17 +127,23 @@ async def measure_layout(
 
     from mcp.client.client import Client
 
+    calls = [{"query": query, "agent": name} for name, query in zip(pick, queries, strict=True)]
     async with Client(build_server(settings)) as client:
-        for name, query in zip(pick[:10], queries[:10], strict=True):
-            await client.call_tool("archival_memory_search", {"query": query, "agent": name})
-        samples = []
-        for name, query in zip(pick, queries, strict=True):
-            start = time.perf_counter()
-            reply = await client.call_tool("archival_memory_search", {"query": query, "agent": name})
-            samples.append(time.perf_counter() - start)
-            assert not reply.is_error, reply.content
-        result["search_through_mcp_client"] = ms(samples)
+        result["search_through_mcp_client"] = await timed_calls(client, "archival_memory_search", calls)
     return result
+
+
+async def timed_calls(client: Any, tool: str, calls: list[dict[str, Any]], warm_up: int = 10) -> dict[str, float]:
+    """Latency of each call of `tool` through an MCP client, after `warm_up` untimed calls."""
+    for arguments in calls[:warm_up]:
+        await client.call_tool(tool, arguments)
+    samples = []
+    for arguments in calls:
+        start = time.perf_counter()
+        reply = await client.call_tool(tool, arguments)
+        samples.append(time.perf_counter() - start)
+        assert not reply.is_error, reply.content
+    return ms(samples)
 
 
 async def _count_tag(scope: Scope, agent: str, tag: str) -> int:

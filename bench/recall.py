@@ -26,7 +26,7 @@ import anyio
 import numpy
 
 from bench import corpus
-from bench.archival import admin, ms
+from bench.archival import admin, ms, timed_calls
 from server.app import build_server
 from server.context import open_app
 from server.settings import load_settings
@@ -98,16 +98,9 @@ async def measure(
 
     from mcp.client.client import Client
 
+    calls = [{"query": query, "agent": AGENT} for query in queries]
     async with Client(build_server(settings)) as client:
-        for query in queries[:10]:
-            await client.call_tool("conversation_search", {"query": query, "agent": AGENT})
-        samples = []
-        for query in queries:
-            start = time.perf_counter()
-            reply = await client.call_tool("conversation_search", {"query": query, "agent": AGENT})
-            samples.append(time.perf_counter() - start)
-            assert not reply.is_error, reply.content
-        result["search_through_mcp_client"] = ms(samples)
+        result["search_through_mcp_client"] = await timed_calls(client, "conversation_search", calls)
     return result
 
 
