@@ -205,7 +205,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
-    import signal
     import threading
 
     if settings.transport != "stdio":
@@ -235,6 +234,17 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
     # A host may stop its server with a signal while stdin is still open; a normal exit would then wait
     # for the thread blocked reading stdin. Release the embedded PostgreSQL and leave at once.
+    _leave_on_signal()
+    build_server(settings, opener=opener).run("stdio")
+    return 0
+
+
+def _leave_on_signal() -> None:
+    """On SIGTERM or SIGINT: release the embedded PostgreSQL (stopping it if no other process uses it)
+    and exit at once. Under HTTP, uvicorn handles the signal first (a graceful shutdown) and then
+    raises it again, which lands here: a signal's death would skip the release that exit handlers do."""
+    import signal
+
     def terminate(signum: int, _frame: object) -> None:
         from storage.embedded import release_all
 
@@ -243,8 +253,6 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
-    build_server(settings, opener=opener).run("stdio")
-    return 0
 
 
 def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
@@ -271,6 +279,7 @@ def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
         settings.port,
         "bearer tokens required" if require_tokens else "no tokens: the local user, loopback only",
     )
+    _leave_on_signal()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
     return 0
 

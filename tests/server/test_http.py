@@ -175,8 +175,11 @@ def test_serving_beyond_loopback_without_tokens_is_refused(
     assert "refusing to serve HTTP on 0.0.0.0 without authentication" in capsys.readouterr().err
 
 
-async def test_http_starts_its_own_embedded_postgres_in_a_fresh_data_dir(database_url: str, tmp_path: Path) -> None:
+async def test_http_starts_and_stops_its_own_embedded_postgres_in_a_fresh_data_dir(
+    database_url: str, tmp_path: Path
+) -> None:
     embedded = {"ENGRAM_DATABASE_URL": "", "ENGRAM_DATA_DIR": str(tmp_path)}
     async with engram_http(database_url, environment=embedded) as base_url, http_client(base_url) as client:
         await call(client, "core_memory_append", label="human", content="Served from a fresh data dir.")
     assert (tmp_path / "pg" / "PG_VERSION").exists()
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()  # stopped with the server (SIGTERM)
