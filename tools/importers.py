@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from storage.errors import InvalidInputError
+from tools.recall import Role
 
-Role = Literal["user", "assistant", "tool", "system"]
 ExportFormat = Literal["claude", "chatgpt", "jsonl"]
 
 ROLES: tuple[Role, ...] = get_args(Role)

@@ -12,7 +12,7 @@ from storage.errors import InvalidInputError
 from tools.agents import resolve_agent
 from tools.embedding_queue import embed_pending
 from tools.importers import ExportFormat, ImportedConversation, detect_format, read_export
-from tools.recall import CONVERSATION_PATTERN
+from tools.recall import check_conversation
 from tools.scope import Scope
 
 if TYPE_CHECKING:
@@ -50,11 +50,10 @@ async def import_history(
     chosen = export_format or detect_format(path)
     conversations = read_export(path, chosen)
     for conversation in conversations:
-        if not CONVERSATION_PATTERN.fullmatch(conversation.key):
-            raise InvalidInputError(
-                f"conversation id {conversation.key[:80]!r} in {path} cannot name a conversation: use 1-200 "
-                "letters, digits, '_', '.', ':', '@' or '-', starting with a letter or digit"
-            )
+        try:
+            check_conversation(conversation.key)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{path}: {exc}") from None
     report = ImportReport(format=chosen, conversations=len(conversations))
     total = sum(len(conversation.messages) for conversation in conversations)
     done = 0
