@@ -24,14 +24,14 @@ from typing import Any
 import anyio
 from sqlalchemy import func, select
 
-from server.agent import agent_config
-from server.context import open_app
-from server.settings import load_settings
-from storage.schema import Message, Summary
-from tools.agent_loop import send_message
-from tools.agent_tools import tool_schemas
-from tools.llm import ChatMessage, LLMReply, ToolCall, ToolSchema, estimate_tokens
-from tools.summarizer import SUMMARIZER_PROMPT
+from engram.server.runtime import open_app
+from engram.server.send_message import agent_config
+from engram.server.settings import load_settings
+from engram.storage.schema import Message, Summary
+from engram.tools.loop.functions import tool_schemas
+from engram.tools.loop.llm import ChatMessage, LLMReply, ToolCall, ToolSchema, estimate_tokens
+from engram.tools.loop.summarizer import SUMMARIZER_PROMPT
+from engram.tools.loop.turn import send_message
 
 WORDS = "tea garden river violin Lisbon cousin marathon recipe project deadline holiday piano bike".split()
 

@@ -31,17 +31,17 @@ from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from bench import corpus
-from server.app import build_server
-from server.context import open_app
-from server.settings import load_settings
-from storage import passages as passage_repo
-from storage import search
-from storage.database import prepare_schema
-from storage.embedded import release, start_embedded
-from tools import archival
-from tools.agents import agent_create
-from tools.ingest import store_passages
-from tools.scope import Scope
+from engram.server.app import build_server
+from engram.server.runtime import open_app
+from engram.server.settings import load_settings
+from engram.storage import passages as passage_repo
+from engram.storage import search
+from engram.storage.database import prepare_schema
+from engram.storage.embedded import release, start_embedded
+from engram.tools.ingest.documents import store_passages
+from engram.tools.memory import archival
+from engram.tools.memory.agents import agent_create
+from engram.tools.scope import Scope
 
 RARE_TAG = "rare"
 
@@ -64,7 +64,7 @@ def admin(url: str, statement: str) -> None:
 async def load(scope: Scope, agents: list[str], texts: list[str], vectors: list[Any]) -> tuple[float, float]:
     """Bulk-load precomputed embeddings (round-robin over agents), then build the HNSW index (faster than
     inserting into it row by row). Returns the seconds of each."""
-    from tools.agents import resolve_agent
+    from engram.tools.memory.agents import resolve_agent
 
     start = time.perf_counter()
     async with scope.sessions.begin() as session:
@@ -147,7 +147,7 @@ async def timed_calls(client: Any, tool: str, calls: list[dict[str, Any]], warm_
 
 
 async def _count_tag(scope: Scope, agent: str, tag: str) -> int:
-    from tools.agents import resolve_agent
+    from engram.tools.memory.agents import resolve_agent
 
     async with scope.sessions.begin() as session:
         agent_id = (await resolve_agent(session, scope, agent)).id
@@ -164,7 +164,7 @@ async def _recall(scope: Scope, agent: str, queries: list[str]) -> dict[str, Any
     distance from a query (templated text differing only in a name), so `by_distance` also counts an
     indexed result as found when it is no farther than the exact scan's 10th result.
     """
-    from tools.agents import resolve_agent
+    from engram.tools.memory.agents import resolve_agent
 
     where = passage_repo.PassageFilter()
     overlaps, within, index_times = [], [], []
@@ -211,7 +211,7 @@ async def insert_throughput(url: str, data_dir: str, texts: list[str]) -> dict[s
     async with open_app(settings) as app:
         scope = await app.scope()
         await agent_create(scope, "insert-bench")
-        from tools.agents import resolve_agent
+        from engram.tools.memory.agents import resolve_agent
 
         async with scope.sessions.begin() as session:
             agent_id = (await resolve_agent(session, scope, "insert-bench")).id

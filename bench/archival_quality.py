@@ -18,8 +18,8 @@ from typing import Any
 import anyio
 
 from bench.quality import by_kind, mean, run
-from tools import archival
-from tools.scope import Scope
+from engram.tools.memory import archival
+from engram.tools.scope import Scope
 
 CORPUS = Path(__file__).parent / "data" / "archival_quality.json"
 MODES: tuple[archival.SearchMode, ...] = ("hybrid", "vector", "keyword")
@@ -27,7 +27,7 @@ MODES: tuple[archival.SearchMode, ...] = ("hybrid", "vector", "keyword")
 
 async def evaluate(scope: Scope, agent: str = "quality") -> dict[str, Any]:
     corpus = json.loads(CORPUS.read_text())
-    from tools.agents import agent_create
+    from engram.tools.memory.agents import agent_create
 
     await agent_create(scope, agent)
     ids: dict[str, str] = {}

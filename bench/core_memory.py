@@ -23,8 +23,8 @@ import anyio
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from server.app import build_server
-from server.settings import load_settings
+from engram.server.app import build_server
+from engram.server.settings import load_settings
 
 BLOCK = {"label": "log", "value": "", "limit": 1_000_000}
 

@@ -32,11 +32,11 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from bench import corpus
 from bench.archival import ms
-from server.context import open_app
-from server.settings import load_settings
-from storage.embedded import release, start_embedded
-from tools import archival
-from tools.agents import agent_create
+from engram.server.runtime import open_app
+from engram.server.settings import load_settings
+from engram.storage.embedded import release, start_embedded
+from engram.tools.memory import archival
+from engram.tools.memory.agents import agent_create
 
 CONCURRENCY = (1, 8, 32)
 

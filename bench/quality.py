@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tools.scope import Scope
+from engram.tools.scope import Scope
 
 Row = dict[str, Any]
 
@@ -22,8 +22,8 @@ def by_kind(key: str, rows: list[Row]) -> dict[str, float]:
 
 async def run(evaluate: Callable[[Scope], Awaitable[dict[str, Any]]]) -> None:
     """Print the evaluation's JSON, computed on a private embedded PostgreSQL in a temporary data dir."""
-    from server.context import open_app
-    from server.settings import load_settings
+    from engram.server.runtime import open_app
+    from engram.server.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="engram-quality-") as data_dir:
         settings = load_settings(overrides={"data_dir": data_dir}, environ={})

@@ -27,17 +27,17 @@ import numpy
 
 from bench import corpus
 from bench.archival import admin, ms, timed_calls
-from server.app import build_server
-from server.context import open_app
-from server.settings import load_settings
-from storage import messages as message_repo
-from storage import search
-from storage.database import prepare_schema
-from storage.embedded import release, start_embedded
-from tools import recall
-from tools.agents import resolve_agent
-from tools.embedding_queue import embed_pending
-from tools.scope import Scope
+from engram.server.app import build_server
+from engram.server.runtime import open_app
+from engram.server.settings import load_settings
+from engram.storage import messages as message_repo
+from engram.storage import search
+from engram.storage.database import prepare_schema
+from engram.storage.embedded import release, start_embedded
+from engram.tools.memory import recall
+from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.embedding_queue import embed_pending
+from engram.tools.scope import Scope
 
 AGENT = "bench"
 START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -21,10 +21,10 @@ import anyio
 from sqlalchemy import text
 
 from bench.quality import by_kind, mean, run
-from tools import recall
-from tools.agents import resolve_agent
-from tools.recall_import import import_history
-from tools.scope import Scope
+from engram.tools.ingest.history import import_history
+from engram.tools.memory import recall
+from engram.tools.memory.agents import resolve_agent
+from engram.tools.scope import Scope
 
 DATA = Path(__file__).parent / "data" / "recall_quality.json"
 MODES: tuple[recall.SearchMode, ...] = ("hybrid", "vector", "keyword")
@@ -67,7 +67,7 @@ async def evaluate(scope: Scope) -> dict[str, Any]:
     data = json.loads(DATA.read_text())
     with tempfile.TemporaryDirectory(prefix="engram-recall-") as work_dir:
         turn_of = await load(scope, data, Path(work_dir))
-    from storage.messages import MessageFilter
+    from engram.storage.messages import MessageFilter
 
     agents = {}
     async with scope.sessions.begin() as session:

@@ -10,14 +10,15 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from server import engram_version
-from server.agent import send_message
-from server.context import AppContext, DatabaseOpener, open_app, scope_of
-from server.http import register_health
-from server.instructions import INSTRUCTIONS
-from server.settings import Settings
-from server.toolkit import as_mcp_tool, resource_errors
-from tools import agent_loop, agents, archival, core_memory, recall
+from engram.server import engram_version
+from engram.server.http import register_health
+from engram.server.instructions import INSTRUCTIONS
+from engram.server.runtime import AppContext, DatabaseOpener, open_app, scope_of
+from engram.server.send_message import send_message
+from engram.server.settings import Settings
+from engram.server.toolkit import as_mcp_tool, resource_errors
+from engram.tools.loop import turn
+from engram.tools.memory import agents, archival, core, recall
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 EDIT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
@@ -26,12 +27,12 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 AGENT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 
 TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
-    (core_memory.core_memory_view, READ_ONLY),
-    (core_memory.core_memory_append, EDIT),
-    (core_memory.core_memory_replace, EDIT),
-    (core_memory.memory_insert, EDIT),
-    (core_memory.memory_replace, EDIT),
-    (core_memory.memory_rethink, EDIT),
+    (core.core_memory_view, READ_ONLY),
+    (core.core_memory_append, EDIT),
+    (core.core_memory_replace, EDIT),
+    (core.memory_insert, EDIT),
+    (core.memory_replace, EDIT),
+    (core.memory_rethink, EDIT),
     (archival.archival_memory_insert, EDIT),
     (archival.archival_memory_search, READ_ONLY),
     (archival.archival_memory_delete, DESTRUCTIVE),
@@ -101,7 +102,7 @@ def _register_resources(server: MCPServer[AppContext]) -> None:
     async def agent_memory(agent: str, ctx: Context) -> str:
         """The agent's core memory, rendered exactly as it enters the agent's context."""
         with resource_errors():
-            return await core_memory.core_memory_view(await scope_of(ctx), agent)
+            return await core.core_memory_view(await scope_of(ctx), agent)
 
     @server.resource("engram://agents/{agent}/archival", name="archival", mime_type="application/json")
     async def archival_recent(agent: str, ctx: Context) -> str:
@@ -131,14 +132,14 @@ def _register_resources(server: MCPServer[AppContext]) -> None:
         """The built-in agent's current summary of a conversation ('default' unless ?conversation=NAME), with
         the span of messages it covers."""
         with resource_errors():
-            found = await agent_loop.current_summary(await scope_of(ctx), agent, conversation)
+            found = await turn.current_summary(await scope_of(ctx), agent, conversation)
         return found.model_dump_json()
 
     @server.resource("engram://agents/{agent}/blocks/{label}", name="block", mime_type="text/plain")
     async def block_value(agent: str, label: str, ctx: Context) -> str:
         """The current text of one block."""
         with resource_errors():
-            block = await core_memory.read_block(await scope_of(ctx), agent, label)
+            block = await core.read_block(await scope_of(ctx), agent, label)
         return block.value
 
 
@@ -152,5 +153,5 @@ def _register_prompts(server: MCPServer[AppContext]) -> None:
     ) -> str:
         """Inject the agent's core memory and the memory-use instructions into this conversation."""
         with resource_errors():
-            rendered = await core_memory.core_memory_view(await scope_of(ctx), agent)
+            rendered = await core.core_memory_view(await scope_of(ctx), agent)
         return f"{INSTRUCTIONS}\nThis is your core memory now:\n\n{rendered}"

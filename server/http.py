@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.context import PRINCIPAL_KEY, AppContext, DatabaseOpener, open_app
-from server.settings import Settings
-from storage.errors import ConfigurationError
+from engram.server.runtime import PRINCIPAL_KEY, AppContext, DatabaseOpener, open_app
+from engram.server.settings import Settings
+from engram.storage.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ async def _unauthorized(scope: Scope, receive: Receive, send: Send, reason: str)
 
 def static_verifier(settings: Settings) -> Callable[[str], str | None]:
     """Tokens from settings, compared by hash in constant time."""
-    from storage.tokens import token_hash
+    from engram.storage.tokens import token_hash
 
     known = [(token_hash(token.get_secret_value()), principal) for principal, token in settings.tokens.items()]
 
@@ -130,7 +130,7 @@ def build_http_app(
     async def verify(token: str) -> str | None:
         principal = from_settings(token)
         if principal is None and running:
-            from storage.tokens import principal_of as stored_principal
+            from engram.storage.tokens import principal_of as stored_principal
 
             database, _ = await running[-1].backend.wait()
             async with database.sessions.begin() as session:

@@ -16,8 +16,16 @@ import mcp_types as types
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError, NoBackChannelError
 
-from storage.errors import ConfigurationError
-from tools.llm import FALLBACK_CONTEXT_WINDOW, ChatMessage, LLMError, LLMReply, ToolCall, ToolSchema, estimate_tokens
+from engram.storage.errors import ConfigurationError
+from engram.tools.loop.llm import (
+    FALLBACK_CONTEXT_WINDOW,
+    ChatMessage,
+    LLMError,
+    LLMReply,
+    ToolCall,
+    ToolSchema,
+    estimate_tokens,
+)
 
 NO_BACK_CHANNEL = (
     "this connection cannot carry sampling requests from the server to the host; set llm_model "

@@ -17,8 +17,8 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 
-from storage.errors import EngramError, NotFoundError, first_line
-from tools.scope import Scope
+from engram.storage.errors import EngramError, NotFoundError, first_line
+from engram.tools.scope import Scope
 
 Operation = Callable[..., Awaitable[Any]]
 ScopeOf = Callable[[Context], Awaitable[Scope]]

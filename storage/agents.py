@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.schema import Agent
+from engram.storage.schema import Agent
 
 
 async def get_by_name(session: AsyncSession, owner_id: uuid.UUID, name: str) -> Agent | None:

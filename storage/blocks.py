@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.schema import AgentBlock, Block, BlockHistory
+from engram.storage.schema import AgentBlock, Block, BlockHistory
 
 
 async def of_agent(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID) -> list[Block]:

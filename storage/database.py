@@ -12,10 +12,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from storage import migrate
-from storage.embedded import EmbeddedPostgres, start_embedded
-from storage.errors import BackendUnavailableError, first_line
-from storage.migrations import HEAD
+from engram.storage import migrate
+from engram.storage.embedded import EmbeddedPostgres, start_embedded
+from engram.storage.errors import BackendUnavailableError, first_line
+from engram.storage.migrations import HEAD
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.errors import BackendUnavailableError
+from engram.storage.errors import BackendUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from storage.errors import BackendUnavailableError, ConfigurationError
+from engram.storage.errors import BackendUnavailableError, ConfigurationError
 
 log = logging.getLogger(__name__)
 

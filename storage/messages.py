@@ -17,10 +17,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import search
-from storage.schema import Conversation, Message
-
-ROLES = ("user", "assistant", "tool", "system")
+from engram.storage import search
+from engram.storage.schema import Conversation, Message
 
 
 @dataclass(frozen=True)

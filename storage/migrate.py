@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, text
 
-from storage.migrations import HEAD
+from engram.storage.migrations import HEAD
 
 # An arbitrary constant that names "Engram's schema migration" among advisory locks.
 MIGRATION_LOCK_KEY = 0x656E6772616D

@@ -16,8 +16,8 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import search
-from storage.schema import Passage
+from engram.storage import search
+from engram.storage.schema import Passage
 
 
 def content_hash(text_value: str) -> str:

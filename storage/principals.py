@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.schema import Principal
+from engram.storage.schema import Principal
 
 LOCAL_PRINCIPAL = "local"
 

@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.schema import Conversation, Message, Passage, Summary
+from engram.storage.schema import Conversation, Message, Passage, Summary
 
 
 async def conversation(session: AsyncSession, conversation_id: uuid.UUID) -> Conversation:

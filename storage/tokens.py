@@ -12,9 +12,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.errors import ConflictError, InvalidInputError
-from storage.principals import ensure_principal
-from storage.schema import Principal, Token
+from engram.storage.errors import ConflictError, InvalidInputError
+from engram.storage.principals import ensure_principal
+from engram.storage.schema import Principal, Token
 
 PREFIX = "engram_"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")

@@ -26,10 +26,10 @@ from mcp_types import CallToolResult
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from server.app import build_server
-from server.settings import Settings, load_settings
-from storage.database import prepare_schema
-from storage.embedded import EmbeddedPostgres, start_embedded
+from engram.server.app import build_server
+from engram.server.settings import Settings, load_settings
+from engram.storage.database import prepare_schema
+from engram.storage.embedded import EmbeddedPostgres, start_embedded
 
 TEMPLATE = "engram_template"
 

@@ -14,7 +14,7 @@ from mcp.client.client import Client
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from server.cli import main
+from engram.server.cli import main
 from tests.conftest import call
 
 README = (Path(__file__).parents[1] / "README.md").read_text()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from storage.embeddings import Embedder
+    from engram.storage.embeddings import Embedder
 
 
 @dataclass(frozen=True)

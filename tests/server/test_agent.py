@@ -10,8 +10,8 @@ from mcp.client.session import ClientRequestContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from server.app import build_server
-from server.settings import Settings
+from engram.server.app import build_server
+from engram.server.settings import Settings
 from tests.conftest import call, call_error
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mcp.client.client import Client
 
-from server.app import build_server
-from server.settings import load_settings
+from engram.server.app import build_server
+from engram.server.settings import load_settings
 from tests.conftest import call_error
 
 pytestmark = pytest.mark.anyio

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from server.cli import main
+from engram.server.cli import main
 
 
 def test_chat_without_a_model_says_which_setting_to_set_and_exits(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import main
+from engram.server.cli import main
 
 
 def test_agents_create_list_show_delete(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,7 +70,7 @@ def test_sql_runs_psql_on_the_database(database_url: str, capfd: pytest.CaptureF
 
 def test_invalid_setting_fails_at_start_naming_the_key_and_its_source(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "server.cli", "doctor"],
+        [sys.executable, "-m", "engram.server.cli", "doctor"],
         env={"ENGRAM_BLOCK_CHAR_LIMIT": "lots", "ENGRAM_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

@@ -8,8 +8,8 @@ import anyio
 import pytest
 from mcp.client.client import Client
 
-from server.app import build_server
-from server.settings import Settings
+from engram.server.app import build_server
+from engram.server.settings import Settings
 from tests.conftest import call
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from mcp.client.client import Client
 from mcp.client.sse import sse_client
 from mcp_types import TextResourceContents
 
-from server.cli import main
+from engram.server.cli import main
 from tests.conftest import call, call_error, engram_http, http_client
 
 pytestmark = pytest.mark.anyio

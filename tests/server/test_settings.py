@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import Settings, SettingsError, load_settings
+from engram.server.settings import Settings, SettingsError, load_settings
 
 EXAMPLE = Path(__file__).parents[2] / "config.example.toml"
 

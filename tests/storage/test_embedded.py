@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from storage.embedded import release, start_embedded
+from engram.storage.embedded import release, start_embedded
 
 
 def test_the_embedded_server_is_tuned_from_its_second_start(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy
 import pytest
 
-from storage.embeddings import DEFAULT_MODEL, LiteLLMEmbedder, make_embedder
-from storage.errors import BackendUnavailableError
+from engram.storage.embeddings import DEFAULT_MODEL, LiteLLMEmbedder, make_embedder
+from engram.storage.errors import BackendUnavailableError
 
 pytestmark = pytest.mark.anyio
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from storage.database import prepare_schema
-from storage.embedded import EmbeddedPostgres
-from storage.migrate import alembic_head
-from storage.migrations import HEAD
+from engram.storage.database import prepare_schema
+from engram.storage.embedded import EmbeddedPostgres
+from engram.storage.migrate import alembic_head
+from engram.storage.migrations import HEAD
 from tests.conftest import temporary_database
 
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tools.llm import ChatMessage, LLMReply, ToolCall, ToolSchema, estimate_tokens
-from tools.summarizer import SUMMARIZER_PROMPT
+from engram.tools.loop.llm import ChatMessage, LLMReply, ToolCall, ToolSchema, estimate_tokens
+from engram.tools.loop.summarizer import SUMMARIZER_PROMPT
 
 Answer = LLMReply | Exception | Callable[[Sequence[ChatMessage]], LLMReply]
 SUMMARY_MARK = SUMMARIZER_PROMPT[:40]

@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from server.context import open_app
-from server.settings import Settings
-from storage.schema import Message
+from engram.server.runtime import open_app
+from engram.server.settings import Settings
+from engram.storage.schema import Message
+from engram.tools.loop.functions import tool_schemas
+from engram.tools.loop.llm import LLMReply, ToolCall
+from engram.tools.loop.turn import AgentConfig, AgentReply, send_message
+from engram.tools.memory.core import read_block
+from engram.tools.scope import Scope
 from tests.tools.scripted_llm import ScriptedLLM, call, say
-from tools.agent_loop import AgentConfig, AgentReply, send_message
-from tools.agent_tools import tool_schemas
-from tools.core_memory import read_block
-from tools.llm import LLMReply, ToolCall
-from tools.scope import Scope
 
 pytestmark = pytest.mark.anyio
 

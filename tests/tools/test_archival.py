@@ -11,8 +11,8 @@ from mcp.client.client import Client
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from server.app import build_server
-from server.settings import load_settings
+from engram.server.app import build_server
+from engram.server.settings import load_settings
 from tests.conftest import call, call_error
 
 pytestmark = pytest.mark.anyio

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.archival_quality import evaluate
-from server.context import open_app
-from server.settings import Settings
+from engram.server.runtime import open_app
+from engram.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

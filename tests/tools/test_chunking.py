@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from tools.chunking import chunk_text
+from engram.tools.ingest.chunking import chunk_text
 
 
 def test_short_paragraphs_are_packed_whole() -> None:

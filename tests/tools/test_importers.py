@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.errors import InvalidInputError
-from tools.importers import ExportFormat, ImportedConversation, detect_format, read_export
+from engram.storage.errors import InvalidInputError
+from engram.tools.ingest.chat_exports import ExportFormat, ImportedConversation, detect_format, read_export
 
 DATA = Path(__file__).parent / "data" / "imports"
 CLAUDE = DATA / "claude.json"

@@ -14,14 +14,14 @@ import pytest
 from mcp.client.client import Client
 from sqlalchemy import text
 
-from server.context import open_app
-from server.settings import Settings
-from storage import messages as message_repo
+from engram.server.runtime import open_app
+from engram.server.settings import Settings
+from engram.storage import messages as message_repo
+from engram.tools.ingest.history import import_history
+from engram.tools.memory.embedding_queue import embed_pending
+from engram.tools.memory.recall import record_message
+from engram.tools.scope import Scope
 from tests.conftest import call, call_error
-from tools.embedding_queue import embed_pending
-from tools.recall import record_message
-from tools.recall_import import import_history
-from tools.scope import Scope
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +82,7 @@ async def test_a_message_not_yet_embedded_is_found_by_keyword(settings: Settings
     async with local_scope(settings) as scope:
         await record_message(scope, None, "notes", "user", "The boiler code is XK-4471.", source="cli")
         assert await count_messages(scope, "embedding_model IS NULL") == 1
-        from tools.recall import conversation_search
+        from engram.tools.memory.recall import conversation_search
 
         found = await conversation_search(scope, "XK-4471")
     assert [hit.text for hit in found.results] == ["The boiler code is XK-4471."]
@@ -133,7 +133,7 @@ async def test_dates_roles_and_conversation_filter_in_sql(client: Client, settin
 
 
 async def test_earlier_searches_are_left_out_unless_tool_messages_are_asked_for(settings: Settings) -> None:
-    from tools.recall import conversation_search
+    from engram.tools.memory.recall import conversation_search
 
     async with local_scope(settings) as scope:
         await record_message(scope, None, None, "user", "Where did I park the camper van?", source="cli")
@@ -159,7 +159,7 @@ async def test_earlier_searches_are_left_out_unless_tool_messages_are_asked_for(
 
 
 async def _agent_id(scope: Scope) -> Any:
-    from tools.agents import resolve_agent
+    from engram.tools.memory.agents import resolve_agent
 
     async with scope.sessions.begin() as session:
         return (await resolve_agent(session, scope, None)).id

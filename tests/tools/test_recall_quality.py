@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench.recall_quality import evaluate
-from server.context import open_app
-from server.settings import Settings
+from engram.server.runtime import open_app
+from engram.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 

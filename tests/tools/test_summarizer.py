@@ -12,16 +12,16 @@ import pytest
 from mcp.client.client import Client
 from sqlalchemy import func, select
 
-from server.context import open_app
-from server.settings import Settings
-from storage.schema import Conversation, Message, Summary
+from engram.server.runtime import open_app
+from engram.server.settings import Settings
+from engram.storage.schema import Conversation, Message, Summary
+from engram.tools.loop.functions import tool_schemas
+from engram.tools.loop.llm import ChatMessage, LLMReply, estimate_tokens
+from engram.tools.loop.prompt import chat_messages
+from engram.tools.loop.summarizer import eviction_cut
+from engram.tools.loop.turn import AgentConfig, current_summary, send_message, summarize_conversation
+from engram.tools.scope import Scope
 from tests.tools.scripted_llm import ScriptedLLM, call, say
-from tools.agent_context import chat_messages
-from tools.agent_loop import AgentConfig, current_summary, send_message, summarize_conversation
-from tools.agent_tools import tool_schemas
-from tools.llm import ChatMessage, LLMReply, estimate_tokens
-from tools.scope import Scope
-from tools.summarizer import eviction_cut
 
 pytestmark = pytest.mark.anyio
 

@@ -12,20 +12,17 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
-from storage import lazy_module
-from storage.errors import InvalidEditError, LimitExceededError, NotFoundError, ReadOnlyError
-from tools.agents import AgentArg, resolve_agent
-from tools.render import render_core_memory
-from tools.scope import Scope
-from tools.validation import check_label, check_text
+from engram.storage.errors import InvalidEditError, LimitExceededError, NotFoundError, ReadOnlyError
+from engram.tools.arguments import AgentArg, check_label, check_text
+from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.render import render_core_memory
+from engram.tools.repositories import block_repo
+from engram.tools.scope import Scope
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from storage import blocks as block_repo
-    from storage.schema import Block
-else:
-    block_repo = lazy_module("storage.blocks")
+    from engram.storage.schema import Block
 
 Label = Annotated[str, Field(description="Label of the block, e.g. 'human' or 'persona'.", max_length=50)]
 

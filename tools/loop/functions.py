@@ -15,20 +15,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from storage.errors import EngramError
-from tools import archival, core_memory, recall
-from tools.scope import Scope
+from engram.storage.errors import EngramError
+from engram.tools.memory import archival, core, recall
+from engram.tools.scope import Scope
 
 RESULT_CHARS = 4000  # a tool result the model reads is capped like a host's
 
 Operation = Callable[..., Awaitable[Any]]
 
 AGENT_OPERATIONS: list[Operation] = [
-    core_memory.core_memory_append,
-    core_memory.core_memory_replace,
-    core_memory.memory_insert,
-    core_memory.memory_replace,
-    core_memory.memory_rethink,
+    core.core_memory_append,
+    core.core_memory_replace,
+    core.memory_insert,
+    core.memory_replace,
+    core.memory_rethink,
     archival.archival_memory_insert,
     archival.archival_memory_search,
     recall.conversation_search,

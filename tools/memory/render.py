@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from storage.schema import Block
+    from engram.storage.schema import Block
 
 
 def render_block(block: Block) -> str:

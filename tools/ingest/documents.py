@@ -11,25 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from storage import lazy_module
-from storage.errors import InvalidInputError, sole_exception
-from tools.agents import resolve_agent
-from tools.chunking import chunk_text
-from tools.embedding_queue import embed_pending
-from tools.scope import Scope
+from engram.storage.errors import InvalidInputError, sole_exception
+from engram.tools.ingest.chunking import chunk_text
+from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.embedding_queue import embed_pending
+from engram.tools.repositories import agent_repo, message_repo, passage_repo, search
+from engram.tools.scope import Scope
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from storage import agents as agent_repo
-    from storage import messages as message_repo
-    from storage import passages as passage_repo
-    from storage import search
-else:
-    agent_repo = lazy_module("storage.agents")
-    message_repo = lazy_module("storage.messages")
-    passage_repo = lazy_module("storage.passages")
-    search = lazy_module("storage.search")
 
 SUFFIXES = (".txt", ".md", ".markdown")
 EMBED_BATCH = 64

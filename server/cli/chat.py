@@ -10,11 +10,11 @@ import itertools
 import sys
 from contextlib import suppress
 
-from server.agent import agent_config, llm_chooser
-from server.context import open_app
-from server.settings import Settings
-from storage.errors import ConfigurationError, EngramError
-from tools.agent_loop import current_summary, send_message, summarize_conversation
+from engram.server.runtime import open_app
+from engram.server.send_message import agent_config, llm_chooser
+from engram.server.settings import Settings
+from engram.storage.errors import ConfigurationError, EngramError
+from engram.tools.loop.turn import current_summary, send_message, summarize_conversation
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 

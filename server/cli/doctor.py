@@ -7,8 +7,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.settings import Settings, config_path
-from storage.errors import EngramError
+from engram.server.settings import Settings, config_path
+from engram.storage.errors import EngramError
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def run_checks(settings: Settings, config_file: Path | None) -> list[Check]:
         if not checks[-1].ok:
             return checks
         try:
-            from storage.embedded import start_embedded
+            from engram.storage.embedded import start_embedded
 
             embedded = start_embedded(settings.data_dir)
         except EngramError as exc:
@@ -42,7 +42,7 @@ def run_checks(settings: Settings, config_file: Path | None) -> list[Check]:
 def _embedder(settings: Settings) -> Check:
     import anyio
 
-    from storage.embeddings import make_embedder
+    from engram.storage.embeddings import make_embedder
 
     embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
     try:
@@ -69,10 +69,10 @@ def _database(url: str, embedding_model: str) -> list[Check]:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import NullPool
 
-    from storage.database import redact
-    from storage.errors import first_line
-    from storage.migrate import current_revision
-    from storage.migrations import HEAD
+    from engram.storage.database import redact
+    from engram.storage.errors import first_line
+    from engram.storage.migrate import current_revision
+    from engram.storage.migrations import HEAD
 
     engine = create_engine(url, poolclass=NullPool)
     checks: list[Check] = []

@@ -17,26 +17,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from storage import lazy_module
-from storage.errors import NotFoundError
-from tools.agent_context import MemoryStats, chat_messages, system_message
-from tools.agent_tools import SEARCH_CALLS, run_tool, tool_schemas
-from tools.agents import AgentArg, resolve_agent
-from tools.llm import LLM, ChatMessage, LLMReply
-from tools.recall import DEFAULT_CONVERSATION, ConversationArg, check_conversation
-from tools.scope import Scope
-from tools.summarizer import Compaction, ContextPolicy, compact, needs_compaction
-from tools.validation import check_text
+from engram.storage.errors import NotFoundError
+from engram.tools.arguments import DEFAULT_CONVERSATION, AgentArg, ConversationArg, check_conversation, check_text
+from engram.tools.loop.functions import SEARCH_CALLS, run_tool, tool_schemas
+from engram.tools.loop.llm import LLM, ChatMessage, LLMReply
+from engram.tools.loop.prompt import MemoryStats, chat_messages, system_message
+from engram.tools.loop.summarizer import Compaction, ContextPolicy, compact, needs_compaction
+from engram.tools.memory.agents import resolve_agent
+from engram.tools.repositories import block_repo, message_repo, summary_repo
+from engram.tools.scope import Scope
 
 if TYPE_CHECKING:
-    from storage import blocks as block_repo
-    from storage import messages as message_repo
-    from storage import summaries as summary_repo
-    from storage.schema import Agent, Block, Conversation, Message, Summary
-else:
-    block_repo = lazy_module("storage.blocks")
-    message_repo = lazy_module("storage.messages")
-    summary_repo = lazy_module("storage.summaries")
+    from engram.storage.schema import Agent, Block, Conversation, Message, Summary
 
 LLMChooser = Callable[[dict[str, Any]], LLM]  # the agent's llm settings (model, context_window) -> a model
 Progress = Callable[[int, int, str], Awaitable[None]]  # step, step limit, what the agent does now

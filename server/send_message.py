@@ -1,6 +1,6 @@
 """The built-in agent on the MCP surface: the send_message tool, its choice of LLM, and the summary resource.
 
-The loop itself lives in `tools/agent_loop.py`; here it gets the request's progress reporting and, when no
+The loop itself lives in `tools/turn.py`; here it gets the request's progress reporting and, when no
 litellm model is configured, the host's model through MCP sampling.
 """
 
@@ -13,16 +13,15 @@ from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import Field
 
-from server.context import AppContext, scope_of
-from server.sampling import SamplingLLM, sampling_supported
-from server.settings import Settings
-from server.toolkit import tool_errors
-from storage.errors import ConfigurationError
-from tools import agent_loop
-from tools.agent_loop import AgentConfig, AgentReply, LLMChooser
-from tools.agents import AgentArg
-from tools.llm import LLM, LiteLLM
-from tools.recall import ConversationArg
+from engram.server.runtime import AppContext, scope_of
+from engram.server.sampling import SamplingLLM, sampling_supported
+from engram.server.settings import Settings
+from engram.server.toolkit import tool_errors
+from engram.storage.errors import ConfigurationError
+from engram.tools.arguments import AgentArg, ConversationArg
+from engram.tools.loop import turn
+from engram.tools.loop.llm import LLM, LiteLLM
+from engram.tools.loop.turn import AgentConfig, AgentReply, LLMChooser
 
 NO_LLM = (
     "send_message needs a model: set llm_model in config.toml or ENGRAM_LLM_MODEL to a litellm model "
@@ -90,7 +89,7 @@ async def send_message(
             await ctx.info(text, logger_name="engram.agent")
 
     with tool_errors():
-        return await agent_loop.send_message(
+        return await turn.send_message(
             await scope_of(ctx),
             message,
             agent,

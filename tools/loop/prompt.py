@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tools.llm import ChatMessage
-from tools.render import render_core_memory
+from engram.tools.loop.llm import ChatMessage
+from engram.tools.memory.render import render_core_memory
 
 if TYPE_CHECKING:
-    from storage.schema import Block, Message
+    from engram.storage.schema import Block, Message
 
 DEFAULT_SYSTEM_PROMPT = """\
 You are a helpful assistant with a long-term memory (Engram, after MemGPT/Letta). Your context is limited, \

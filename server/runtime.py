@@ -18,14 +18,14 @@ import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context
 
-from server.settings import Settings
-from storage.embeddings import Embedder, make_embedder
-from storage.errors import BackendUnavailableError, EngramError, sole_exception
-from tools.embedding_queue import EmbeddingWorker
-from tools.scope import AgentDefaults, Scope
+from engram.server.settings import Settings
+from engram.storage.embeddings import Embedder, make_embedder
+from engram.storage.errors import BackendUnavailableError, EngramError, sole_exception
+from engram.tools.memory.embedding_queue import EmbeddingWorker
+from engram.tools.scope import AgentDefaults, Scope
 
 if TYPE_CHECKING:
-    from storage.database import Database
+    from engram.storage.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ DatabaseOpener = Callable[[], "Database"]
 
 def default_opener(settings: Settings) -> DatabaseOpener:
     def open_default() -> Database:
-        from storage.database import open_database
+        from engram.storage.database import open_database
 
         return open_database(settings.sqlalchemy_url(), settings.data_dir)
 
@@ -54,8 +54,8 @@ class Backend:
     async def open(self, opener: DatabaseOpener, embedding_model: str) -> None:
         try:
             self._database = await anyio.to_thread.run_sync(opener)
-            from storage import messages, passages
-            from storage.principals import LOCAL_PRINCIPAL, ensure_principal
+            from engram.storage import messages, passages
+            from engram.storage.principals import LOCAL_PRINCIPAL, ensure_principal
 
             async with self._database.sessions.begin() as session:
                 self._local_owner = await ensure_principal(session, LOCAL_PRINCIPAL)
@@ -95,7 +95,7 @@ class Backend:
         known = self._principals.get(name)
         if known is None:
             database, _ = await self.wait()
-            from storage.principals import ensure_principal
+            from engram.storage.principals import ensure_principal
 
             async with database.sessions.begin() as session:
                 known = self._principals[name] = await ensure_principal(session, name)
@@ -162,7 +162,7 @@ class AppContext:
                 database, _ = await self.backend.wait()
                 from sqlalchemy import text
 
-                from storage.migrations import HEAD
+                from engram.storage.migrations import HEAD
 
                 async with database.sessions.begin() as session:
                     revision = await session.scalar(text("SELECT version_num FROM alembic_version"))

@@ -13,25 +13,27 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from storage import lazy_module
-from storage.errors import InvalidInputError, NotFoundError
-from tools.agents import AgentArg, resolve_agent
-from tools.scope import Scope
-from tools.validation import check_text, time_range
+from engram.storage.errors import InvalidInputError, NotFoundError
+from engram.tools.arguments import (
+    DEFAULT_CONVERSATION,
+    AgentArg,
+    ConversationArg,
+    Role,
+    check_conversation,
+    check_role,
+    check_text,
+    time_range,
+)
+from engram.tools.memory.agents import resolve_agent
+from engram.tools.repositories import message_repo, search
+from engram.tools.scope import Scope
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from storage import messages as message_repo
-    from storage import search
-    from storage.messages import FoundMessage, MessageFilter
-    from storage.schema import Agent, Conversation
-else:
-    message_repo = lazy_module("storage.messages")
-    search = lazy_module("storage.search")
+    from engram.storage.messages import FoundMessage, MessageFilter
+    from engram.storage.schema import Agent, Conversation
 
-DEFAULT_CONVERSATION = "default"
-CONVERSATION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 50
 CANDIDATES = 100  # depth of each search leg: pages reach down to the 100 best matches
@@ -46,12 +48,7 @@ NEIGHBOUR_WEIGHT = 0.3
 NEIGHBOUR_DEPTH = 50  # how many of the best matches lend their score to (and bring in) their neighbours
 TRANSCRIPT_PAGE = 50
 
-Role = Literal["user", "assistant", "tool", "system"]
 SearchMode = Literal["hybrid", "vector", "keyword"]
-ConversationArg = Annotated[
-    str | None,
-    Field(description=f"Conversation (thread) name, e.g. a chat's id; '{DEFAULT_CONVERSATION}' if omitted."),
-]
 
 
 class RecordedMessage(BaseModel):
@@ -362,18 +359,3 @@ def conversation_info(row: Conversation) -> ConversationInfo:
         created_at=row.created_at,
         last_message_at=row.last_message_at,
     )
-
-
-def check_conversation(name: str) -> str:
-    if not CONVERSATION_PATTERN.fullmatch(name):
-        raise InvalidInputError(
-            f"conversation name {name[:220]!r} is not valid: use 1-200 letters, digits, '_', '.', ':', '@' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def check_role(role: str) -> str:
-    if role not in message_repo.ROLES:
-        raise InvalidInputError(f"role {role!r} is not valid; use one of {', '.join(message_repo.ROLES)}")
-    return role

@@ -17,16 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from storage import lazy_module
-from tools.agent_context import row_message, transcript_line
-from tools.llm import LLM, ChatMessage
-from tools.scope import Scope
+from engram.tools.loop.llm import LLM, ChatMessage
+from engram.tools.loop.prompt import row_message, transcript_line
+from engram.tools.repositories import summary_repo
+from engram.tools.scope import Scope
 
 if TYPE_CHECKING:
-    from storage import summaries as summary_repo
-    from storage.schema import Conversation, Message
-else:
-    summary_repo = lazy_module("storage.summaries")
+    from engram.storage.schema import Conversation, Message
 
 log = logging.getLogger(__name__)
 

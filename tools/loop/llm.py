@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from storage.errors import BackendUnavailableError, ConfigurationError, EngramError
+from engram.storage.errors import BackendUnavailableError, ConfigurationError, EngramError
 
 log = logging.getLogger(__name__)
 

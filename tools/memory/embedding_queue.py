@@ -15,18 +15,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from storage import lazy_module
-from storage.embeddings import Embedder
-from storage.errors import EngramError
+from engram.storage.embeddings import Embedder
+from engram.storage.errors import EngramError
+from engram.tools.repositories import message_repo, search
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-    from storage import messages as message_repo
-    from storage import search
-else:
-    message_repo = lazy_module("storage.messages")
-    search = lazy_module("storage.search")
 
 log = logging.getLogger(__name__)
 

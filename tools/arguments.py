@@ -1,14 +1,38 @@
-"""Argument checks shared by the memory operations; each error names the argument and what to change."""
+"""The argument types and checks every door shares (MCP tools, the CLI, the built-in agent).
+
+Each check's error names the argument and what to change. Living in one module, no memory tier imports
+another one for a type.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal, get_args
 
-from storage.errors import InvalidInputError
+from pydantic import Field
+
+from engram.storage.errors import InvalidInputError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,49}$")
+CONVERSATION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
+DEFAULT_CONVERSATION = "default"
+
+Role = Literal["user", "assistant", "tool", "system"]  # messages_role_valid in the schema allows the same
+ROLES: tuple[Role, ...] = get_args(Role)
+
+AgentArg = Annotated[
+    str | None,
+    Field(
+        description="Name of the agent whose memory to use. Omit it to use the default agent.",
+        max_length=100,
+    ),
+]
+ConversationArg = Annotated[
+    str | None,
+    Field(description=f"Conversation (thread) name, e.g. a chat's id; '{DEFAULT_CONVERSATION}' if omitted."),
+]
 
 
 def check_text(argument: str, value: str, *, max_chars: int, allow_empty: bool = False) -> str:
@@ -38,6 +62,22 @@ def check_label(label: str) -> str:
             f"block label {label[:80]!r} is not valid: use 1-50 letters, digits, '_', '.' or '-' (e.g. 'human')"
         )
     return label
+
+
+def check_conversation(name: str) -> str:
+    if not CONVERSATION_PATTERN.fullmatch(name):
+        raise InvalidInputError(
+            f"conversation name {name[:220]!r} is not valid: use 1-200 letters, digits, '_', '.', ':', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_role(role: str) -> Role:
+    for known in ROLES:
+        if role == known:
+            return known
+    raise InvalidInputError(f"role {role!r} is not valid; use one of {', '.join(ROLES)}")
 
 
 def time_range(start: tuple[str, str | None], end: tuple[str, str | None]) -> tuple[datetime | None, datetime | None]:

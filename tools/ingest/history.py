@@ -5,20 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from storage import lazy_module
-from storage.errors import InvalidInputError
-from tools.agents import resolve_agent
-from tools.embedding_queue import embed_pending
-from tools.importers import ExportFormat, ImportedConversation, detect_format, read_export
-from tools.recall import check_conversation
-from tools.scope import Scope
-
-if TYPE_CHECKING:
-    from storage import messages as message_repo
-else:
-    message_repo = lazy_module("storage.messages")
+from engram.storage.errors import InvalidInputError
+from engram.tools.arguments import check_conversation
+from engram.tools.ingest.chat_exports import ExportFormat, ImportedConversation, detect_format, read_export
+from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.embedding_queue import embed_pending
+from engram.tools.repositories import message_repo
+from engram.tools.scope import Scope
 
 MAX_SEARCHABLE_CHARS = 100_000  # of one message's text (the full message stays in its content)
 

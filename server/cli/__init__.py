@@ -10,15 +10,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from server import engram_version
-from server.hooks import HOOKS
-from server.settings import Settings, SettingsError, load_settings
-from storage.errors import EngramError
+from engram.server import engram_version
+from engram.server.settings import Settings, SettingsError, load_settings
+from engram.storage.errors import EngramError
+from engram.tools.ingest.claude_code import HOOKS
 
 if TYPE_CHECKING:
-    from storage.database import Database
-    from tools.agents import AgentInfo
-    from tools.scope import Scope
+    from engram.storage.database import Database
+    from engram.tools.memory.agents import AgentInfo
+    from engram.tools.scope import Scope
 
 T = TypeVar("T")
 
@@ -208,22 +208,22 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import threading
 
     if settings.transport != "stdio":
-        from server.context import default_opener
+        from engram.server.runtime import default_opener
 
         return _serve_http(settings, default_opener(settings))
 
     # The embedded PostgreSQL starts in a subprocess; begin it now, so it runs while the MCP SDK imports.
     starter = None
     if settings.database_url is None:
-        from storage.embedded import start_embedded
+        from engram.storage.embedded import start_embedded
 
         starter = threading.Thread(
             target=_ignore_errors(start_embedded), args=(settings.data_dir,), name="engram-pg-start", daemon=True
         )
         starter.start()
 
-    from server.app import build_server
-    from server.context import default_opener
+    from engram.server.app import build_server
+    from engram.server.runtime import default_opener
 
     open_database = default_opener(settings)
 
@@ -246,7 +246,7 @@ def _leave_on_signal() -> None:
     import signal
 
     def terminate(signum: int, _frame: object) -> None:
-        from storage.embedded import release_all
+        from engram.storage.embedded import release_all
 
         release_all()
         os._exit(128 + signum)
@@ -258,12 +258,12 @@ def _leave_on_signal() -> None:
 def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
     import uvicorn
 
-    from server.app import build_server
-    from server.context import AppContext
-    from server.http import build_http_app, check_binding
+    from engram.server.app import build_server
+    from engram.server.http import build_http_app, check_binding
+    from engram.server.runtime import AppContext
 
     async def stored_tokens(scope: Scope) -> bool:
-        from storage.tokens import any_active
+        from engram.storage.tokens import any_active
 
         async with scope.sessions.begin() as session:
             return await any_active(session)
@@ -285,7 +285,7 @@ def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
 
 
 def _tokens_create(settings: Settings, args: argparse.Namespace) -> int:
-    from storage.tokens import create
+    from engram.storage.tokens import create
 
     async def make(scope: Scope) -> str:
         async with scope.sessions.begin() as session:
@@ -298,7 +298,7 @@ def _tokens_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _tokens_list(settings: Settings, _args: argparse.Namespace) -> int:
-    from storage.tokens import TokenInfo, listing
+    from engram.storage.tokens import TokenInfo, listing
 
     async def read(scope: Scope) -> list[TokenInfo]:
         async with scope.sessions.begin() as session:
@@ -314,7 +314,7 @@ def _tokens_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from storage.tokens import revoke
+    from engram.storage.tokens import revoke
 
     async def drop(scope: Scope) -> bool:
         async with scope.sessions.begin() as session:
@@ -343,7 +343,7 @@ def _run_with_scope(settings: Settings, work: Callable[[Scope], Awaitable[T]], p
     """Run one memory operation as `principal` (default: the local user, as a stdio server does)."""
     import asyncio
 
-    from server.context import open_app
+    from engram.server.runtime import open_app
 
     async def run() -> T:
         async with open_app(settings) as app:
@@ -353,7 +353,7 @@ def _run_with_scope(settings: Settings, work: Callable[[Scope], Awaitable[T]], p
 
 
 def _agents_list(settings: Settings, args: argparse.Namespace) -> int:
-    from tools.agents import AgentListItem, agent_list
+    from engram.tools.memory.agents import AgentListItem, agent_list
 
     async def every_agent(scope: Scope) -> list[AgentListItem]:
         found: list[AgentListItem] = []
@@ -373,7 +373,7 @@ def _agents_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _agents_create(settings: Settings, args: argparse.Namespace) -> int:
-    from tools.agents import agent_create
+    from engram.tools.memory.agents import agent_create
 
     info = _run_with_scope(
         settings,
@@ -388,8 +388,8 @@ def _agents_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _agents_show(settings: Settings, args: argparse.Namespace) -> int:
-    from tools.agents import agent_show
-    from tools.core_memory import core_memory_view
+    from engram.tools.memory.agents import agent_show
+    from engram.tools.memory.core import core_memory_view
 
     async def show(scope: Scope) -> tuple[AgentInfo, str]:
         return await agent_show(scope, args.name), await core_memory_view(scope, args.name)
@@ -409,7 +409,7 @@ def _print_blocks(info: AgentInfo) -> None:
 
 
 def _agents_delete(settings: Settings, args: argparse.Namespace) -> int:
-    from tools.agents import agent_delete
+    from engram.tools.memory.agents import agent_delete
 
     if not args.yes:
         if not sys.stdin.isatty():
@@ -425,7 +425,7 @@ def _agents_delete(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from tools.ingest import ingest
+    from engram.tools.ingest.documents import ingest
 
     bar = ProgressBar("embedding")
     report = _run_with_scope(
@@ -440,7 +440,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _reindex(settings: Settings, args: argparse.Namespace) -> int:
-    from tools.ingest import reindex
+    from engram.tools.ingest.documents import reindex
 
     bar = ProgressBar("re-embedding")
     report = _run_with_scope(settings, lambda scope: reindex(scope, args.agent, bar), principal=args.principal)
@@ -451,12 +451,12 @@ def _reindex(settings: Settings, args: argparse.Namespace) -> int:
 
 def _record(settings: Settings, args: argparse.Namespace) -> int:
     """Silent on success: a hook's stdout may be shown to the host's model."""
-    from tools.recall import record_message
+    from engram.tools.memory.recall import record_message
 
     text = sys.stdin.read() if args.text in (None, "-") else args.text
     conversation, role, source = args.conversation, args.role, "cli"
     if args.hook is not None:
-        from server.hooks import claude_code_message
+        from engram.tools.ingest.claude_code import claude_code_message
 
         message = claude_code_message(text)
         if message is None:
@@ -471,7 +471,7 @@ def _record(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
-    from tools.recall_import import import_history
+    from engram.tools.ingest.history import import_history
 
     reading, embedding = ProgressBar("importing"), ProgressBar("embedding")
 
@@ -524,15 +524,15 @@ class ProgressBar:
 
 
 def _chat(settings: Settings, args: argparse.Namespace) -> int:
-    from server.chat import chat
-    from tools.agent_loop import ensure_agent
+    from engram.server.cli.chat import chat
+    from engram.tools.loop.turn import ensure_agent
 
     _run_with_scope(settings, lambda scope: ensure_agent(scope, args.agent))
     return chat(settings, args.agent, args.conversation, args.model, args.principal)
 
 
 def _summarize(settings: Settings, args: argparse.Namespace) -> int:
-    from server.chat import summarize
+    from engram.server.cli.chat import summarize
 
     return summarize(settings, args.agent, args.conversation, args.model, args.principal)
 
@@ -540,8 +540,8 @@ def _summarize(settings: Settings, args: argparse.Namespace) -> int:
 def _sql(settings: Settings, args: argparse.Namespace) -> int:
     import subprocess
 
-    from storage.database import prepare_schema, resolve_url
-    from storage.embedded import psql_command
+    from engram.storage.database import prepare_schema, resolve_url
+    from engram.storage.embedded import psql_command
 
     url, _embedded = resolve_url(settings.sqlalchemy_url(), settings.data_dir)
     prepare_schema(url)
@@ -549,14 +549,10 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from server.doctor import run_checks
+    from engram.server.cli.doctor import run_checks
 
     failures = 0
     for check in run_checks(settings, args.config):
         print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
         failures += not check.ok
     return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,14 +14,12 @@ import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-from storage.errors import InvalidInputError
-from tools.recall import Role
+from engram.storage.errors import InvalidInputError
+from engram.tools.arguments import ROLES, Role
 
 ExportFormat = Literal["claude", "chatgpt", "jsonl"]
-
-ROLES: tuple[Role, ...] = get_args(Role)
 
 _CLAUDE_SENDERS: dict[str, Role] = {"human": "user", "user": "user", "assistant": "assistant"}
 _JSON_TYPES = {

@@ -7,31 +7,18 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
-from storage import lazy_module
-from storage.errors import ConflictError, InvalidInputError, NotFoundError
-from tools.scope import Scope
+from engram.storage.errors import ConflictError, InvalidInputError, NotFoundError
+from engram.tools.repositories import agent_repo, block_repo
+from engram.tools.scope import Scope
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from storage import agents as agent_repo
-    from storage import blocks as block_repo
-    from storage.schema import Agent, Block
-else:
-    agent_repo = lazy_module("storage.agents")
-    block_repo = lazy_module("storage.blocks")
-from tools.validation import check_agent_name, check_label, check_text
+    from engram.storage.schema import Agent, Block
+from engram.tools.arguments import check_agent_name, check_label, check_text
 
 MAX_PAGE_SIZE = 100
 MAX_BLOCKS_PER_AGENT = 20
-
-AgentArg = Annotated[
-    str | None,
-    Field(
-        description="Name of the agent whose memory to use. Omit it to use the default agent.",
-        max_length=100,
-    ),
-]
 
 
 class BlockSpec(BaseModel):

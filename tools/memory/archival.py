@@ -8,20 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from storage import lazy_module
-from storage.errors import InvalidInputError, NotFoundError
-from tools.agents import AgentArg, resolve_agent
-from tools.scope import Scope
-from tools.validation import check_text, time_range
+from engram.storage.errors import InvalidInputError, NotFoundError
+from engram.tools.arguments import AgentArg, check_text, time_range
+from engram.tools.memory.agents import resolve_agent
+from engram.tools.repositories import passage_repo, search
+from engram.tools.scope import Scope
 
 if TYPE_CHECKING:
-    from storage import passages as passage_repo
-    from storage import search
-    from storage.passages import PassageFilter
-    from storage.schema import Passage
-else:
-    passage_repo = lazy_module("storage.passages")
-    search = lazy_module("storage.search")
+    from engram.storage.passages import PassageFilter
+    from engram.storage.schema import Passage
 
 MAX_QUERY_CHARS = 2000
 MAX_TAGS = 20

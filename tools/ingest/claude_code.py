@@ -1,4 +1,4 @@
-"""Host hooks: what `engram record --hook claude-code` records from a Claude Code hook's JSON on stdin.
+"""Claude Code hook events: what `engram record --hook claude-code` records from the JSON on stdin.
 
 Claude Code runs hook commands with a JSON object on stdin. UserPromptSubmit carries the user's `prompt`;
 Stop carries `last_assistant_message` (recent versions) and always `transcript_path`, a JSONL file whose
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.errors import InvalidInputError
+from engram.storage.errors import InvalidInputError
 
 HOOKS = ("claude-code",)
 

@@ -1,0 +1,1 @@
+"""Data in: documents into archival memory, chat exports and Claude Code hook events into recall memory."""

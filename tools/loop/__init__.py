@@ -1,0 +1,1 @@
+"""The built-in agent behind `send_message`: its loop, prompt, model functions, summarizer and LLM seam."""
