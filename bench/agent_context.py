@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 from sqlalchemy import func, select
 
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.send_message import agent_config
 from engram.server.settings import load_settings
 from engram.storage.schema import Message, Summary
@@ -82,8 +82,8 @@ async def run(turns: int, window: int) -> dict[str, Any]:
     model = ScriptedModel(window)
     sent: list[str] = []
     started = time.perf_counter()
-    async with open_app(settings) as app:
-        scope = await app.scope()
+    async with open_runtime(settings) as runtime:
+        scope = await runtime.scope()
         for turn in range(turns):
             text = f"turn {turn}: " + model._sentence(model._random.randint(5, 60))
             if turn % 5 == 4:

@@ -32,7 +32,7 @@ from sqlalchemy.pool import NullPool
 
 from bench import corpus
 from engram.server.app import build_server
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.settings import load_settings
 from engram.storage import passages as passage_repo
 from engram.storage import search
@@ -92,8 +92,8 @@ async def measure_layout(
     settings = load_settings(overrides={"database_url": url, "data_dir": data_dir}, environ={})
     agents = [f"bench-{n}" for n in range(agent_count)]
     result: dict[str, Any] = {"agents": agent_count, "passages": len(texts)}
-    async with open_app(settings) as app:
-        scope = await app.scope()
+    async with open_runtime(settings) as runtime:
+        scope = await runtime.scope()
         for name in agents:
             await agent_create(scope, name)
         load_seconds, index_seconds = await load(scope, agents, texts, vectors)
@@ -208,8 +208,8 @@ async def insert_throughput(url: str, data_dir: str, texts: list[str]) -> dict[s
     """Embedding plus insert through the path `engram ingest` uses (batches, embedding the next batch
     while the previous one is written), one transaction per 500 passages."""
     settings = load_settings(overrides={"database_url": url, "data_dir": data_dir}, environ={})
-    async with open_app(settings) as app:
-        scope = await app.scope()
+    async with open_runtime(settings) as runtime:
+        scope = await runtime.scope()
         await agent_create(scope, "insert-bench")
         from engram.tools.memory.agents import resolve_agent
 
@@ -236,8 +236,8 @@ async def main(sizes: list[int], query_count: int, layouts: list[int]) -> dict[s
 
     settings = load_settings(overrides={"data_dir": data_dir}, environ={})
     cache = Path(tempfile.gettempdir()) / f"engram-bench-vectors-{len(texts_all)}.npy"
-    async with open_app(settings) as app:
-        embedder = (await app.scope()).embedder
+    async with open_runtime(settings) as runtime:
+        embedder = (await runtime.scope()).embedder
         if cache.exists():  # the corpus is deterministic; reuse its vectors from an earlier run
             vectors_all: list[Any] = list(numpy.load(cache))
         else:

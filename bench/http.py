@@ -32,7 +32,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from bench import corpus
 from bench.archival import ms
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.settings import load_settings
 from engram.storage.embedded import release, start_embedded
 from engram.tools.memory import archival
@@ -47,8 +47,8 @@ def engram(*args: str, env: dict[str, str]) -> str:
 
 async def prepare(data_dir: str, clients: int) -> None:
     settings = load_settings(overrides={"data_dir": data_dir}, environ={})
-    async with open_app(settings) as app:
-        scope = await app.scope()
+    async with open_runtime(settings) as runtime:
+        scope = await runtime.scope()
         for number in range(clients):
             await agent_create(scope, f"bench-{number}")
         texts = list(corpus.passages(2000))

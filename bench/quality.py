@@ -22,10 +22,10 @@ def by_kind(key: str, rows: list[Row]) -> dict[str, float]:
 
 async def run(evaluate: Callable[[Scope], Awaitable[dict[str, Any]]]) -> None:
     """Print the evaluation's JSON, computed on a private embedded PostgreSQL in a temporary data dir."""
-    from engram.server.runtime import open_app
+    from engram.server.runtime import open_runtime
     from engram.server.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="engram-quality-") as data_dir:
         settings = load_settings(overrides={"data_dir": data_dir}, environ={})
-        async with open_app(settings) as app:
-            print(json.dumps(await evaluate(await app.scope()), indent=2))
+        async with open_runtime(settings) as runtime:
+            print(json.dumps(await evaluate(await runtime.scope()), indent=2))

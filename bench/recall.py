@@ -28,7 +28,7 @@ import numpy
 from bench import corpus
 from bench.archival import admin, ms, timed_calls
 from engram.server.app import build_server
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.settings import load_settings
 from engram.storage import messages as message_repo
 from engram.storage import search
@@ -78,8 +78,8 @@ async def measure(
     result: dict[str, Any] = {"messages": sum(len(thread) for thread in threads), "conversations": len(threads)}
     middle = (START + timedelta(days=len(threads) // 2)).date()
     dated: dict[str, Any] = {"start_date": str(middle), "end_date": str(middle + timedelta(days=60))}
-    async with open_app(settings) as app:
-        scope = await app.scope()
+    async with open_runtime(settings) as runtime:
+        scope = await runtime.scope()
         result["bulk_load_seconds"] = round(await load(scope, threads, vectors), 1)
         admin(url, "VACUUM ANALYZE messages")
         admin(url, "VACUUM ANALYZE conversations")
@@ -107,8 +107,8 @@ async def measure(
 async def embedding_throughput(url: str, data_dir: str, threads: list[list[tuple[str, str]]]) -> dict[str, Any]:
     """Messages written without vectors, then embedded by the worker's code path."""
     settings = load_settings(overrides={"database_url": url, "data_dir": data_dir}, environ={})
-    async with open_app(settings) as app:
-        scope = await app.scope()
+    async with open_runtime(settings) as runtime:
+        scope = await runtime.scope()
         await load(scope, threads, None)
         await scope.embedder.embed(["warm up the model"])
         start = time.perf_counter()
@@ -132,8 +132,8 @@ async def main(conversation_count: int, turns: int, query_count: int) -> dict[st
     if cache.exists():  # the corpus is deterministic; reuse its vectors from an earlier run
         vectors: list[Any] = list(numpy.load(cache))
     else:
-        async with open_app(settings) as app:
-            embedder = (await app.scope()).embedder
+        async with open_runtime(settings) as runtime:
+            embedder = (await runtime.scope()).embedder
             vectors = []
             for offset in range(0, len(texts), 512):
                 vectors.extend(await embedder.embed(texts[offset : offset + 512]))

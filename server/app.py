@@ -13,7 +13,7 @@ from pydantic import Field
 from engram.server import engram_version
 from engram.server.http import register_health
 from engram.server.instructions import INSTRUCTIONS
-from engram.server.runtime import AppContext, DatabaseOpener, open_app, scope_of
+from engram.server.runtime import DatabaseOpener, Runtime, open_runtime, scope_of
 from engram.server.send_message import send_message
 from engram.server.settings import Settings
 from engram.server.toolkit import as_mcp_tool, resource_errors
@@ -45,8 +45,8 @@ TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
 
 
 def build_server(
-    settings: Settings, *, opener: DatabaseOpener | None = None, running: list[AppContext] | None = None
-) -> MCPServer[AppContext]:
+    settings: Settings, *, opener: DatabaseOpener | None = None, running: list[Runtime] | None = None
+) -> MCPServer[Runtime]:
     """Create Engram's MCP server. `opener` replaces how the database is opened (the CLI starts it early).
 
     `running` holds the open context. Over HTTP the app opens it once (server.http) and every MCP session
@@ -55,18 +55,18 @@ def build_server(
     running = [] if running is None else running
 
     @asynccontextmanager
-    async def lifespan(_server: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
+    async def lifespan(_server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
         if running:
             yield running[-1]
             return
-        async with open_app(settings, opener, background=True) as app:
-            running.append(app)
+        async with open_runtime(settings, opener, background=True) as runtime:
+            running.append(runtime)
             try:
-                yield app
+                yield runtime
             finally:
-                running.remove(app)
+                running.remove(runtime)
 
-    server: MCPServer[AppContext] = MCPServer(
+    server: MCPServer[Runtime] = MCPServer(
         "engram",
         title="Engram memory",
         instructions=INSTRUCTIONS,
@@ -83,7 +83,7 @@ def build_server(
     return server
 
 
-def _register_resources(server: MCPServer[AppContext]) -> None:
+def _register_resources(server: MCPServer[Runtime]) -> None:
     @server.resource("engram://agents{?page}", name="agents", mime_type="application/json")
     async def agent_index(ctx: Context, page: int = 1) -> str:
         """Your agents, 100 a page by name (engram://agents?page=2 for the next)."""
@@ -143,7 +143,7 @@ def _register_resources(server: MCPServer[AppContext]) -> None:
         return block.value
 
 
-def _register_prompts(server: MCPServer[AppContext]) -> None:
+def _register_prompts(server: MCPServer[Runtime]) -> None:
     @server.prompt(name="memory", title="Load Engram memory")
     async def memory(
         ctx: Context,

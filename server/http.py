@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engram.server.runtime import PRINCIPAL_KEY, AppContext, DatabaseOpener, open_app
+from engram.server.runtime import PRINCIPAL_KEY, DatabaseOpener, Runtime, open_runtime
 from engram.server.settings import Settings
 from engram.storage.errors import ConfigurationError
 
@@ -101,9 +101,9 @@ def static_verifier(settings: Settings) -> Callable[[str], str | None]:
 
 
 def build_http_app(
-    server: MCPServer[AppContext],
+    server: MCPServer[Runtime],
     settings: Settings,
-    running: list[AppContext],
+    running: list[Runtime],
     *,
     opener: DatabaseOpener | None = None,
     require_tokens: bool,
@@ -139,12 +139,12 @@ def build_http_app(
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        async with open_app(settings, opener, background=True) as app:
-            running.append(app)
+        async with open_runtime(settings, opener, background=True) as runtime:
+            running.append(runtime)
             try:
                 yield
             finally:
-                running.remove(app)
+                running.remove(runtime)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -158,7 +158,7 @@ def build_http_app(
     return BearerAuth(dispatch, verify if require_tokens else None)
 
 
-def register_health(server: MCPServer[AppContext], running: list[AppContext]) -> None:
+def register_health(server: MCPServer[Runtime], running: list[Runtime]) -> None:
     async def healthz(_request: Request) -> Response:
         """Whether the database answers with the current schema, and the embedder's state; no secrets."""
         if not running:

@@ -119,12 +119,12 @@ def principal_of(request: object) -> str | None:
 
 async def scope_of(ctx: Context) -> Scope:
     """The scope of a tool call or resource read: its bearer token's principal over HTTP, else the local user."""
-    app = cast(AppContext, ctx.request_context.lifespan_context)
-    return await app.scope(principal_of(ctx.request_context.request))
+    runtime = cast(Runtime, ctx.request_context.lifespan_context)
+    return await runtime.scope(principal_of(ctx.request_context.request))
 
 
 @dataclass(frozen=True)
-class AppContext:
+class Runtime:
     """What the lifespan holds for the server's lifetime; tools reach it through the request context."""
 
     settings: Settings
@@ -179,9 +179,9 @@ def _nothing() -> None:
 
 
 @asynccontextmanager
-async def open_app(
+async def open_runtime(
     settings: Settings, opener: DatabaseOpener | None = None, *, background: bool = False
-) -> AsyncIterator[AppContext]:
+) -> AsyncIterator[Runtime]:
     """Yield at once; the backend opens in a worker thread (the embedded server's start blocks).
 
     `background` runs the embedding worker for recorded messages (the server wants it; one-shot CLI
@@ -205,7 +205,7 @@ async def open_app(
                 if worker is not None:
                     group.start_soon(run_worker, worker)
                 try:
-                    yield AppContext(settings=settings, backend=backend, embedder=embedder, worker=worker)
+                    yield Runtime(settings=settings, backend=backend, embedder=embedder, worker=worker)
                 finally:
                     if worker is not None:
                         worker.stop()  # it finishes its batch (cancelling it mid-transaction would leak a connection)

@@ -13,7 +13,7 @@ from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import Field
 
-from engram.server.runtime import AppContext, scope_of
+from engram.server.runtime import Runtime, scope_of
 from engram.server.sampling import SamplingLLM, sampling_supported
 from engram.server.settings import Settings
 from engram.server.toolkit import tool_errors
@@ -80,7 +80,7 @@ async def send_message(
     window by summarizing older messages. Every message is stored in its recall memory. The result lists
     the memory tools it used.
     """
-    app = cast(AppContext, ctx.request_context.lifespan_context)
+    runtime = cast(Runtime, ctx.request_context.lifespan_context)
 
     async def progress(step: int, total: int, text: str) -> None:
         await ctx.report_progress(step, total, text)
@@ -94,7 +94,7 @@ async def send_message(
             message,
             agent,
             conversation,
-            choose_llm=llm_chooser(app.settings, ctx),
-            config=agent_config(app.settings),
+            choose_llm=llm_chooser(runtime.settings, ctx),
+            config=agent_config(runtime.settings),
             progress=progress,
         )

@@ -260,7 +260,7 @@ def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
 
     from engram.server.app import build_server
     from engram.server.http import build_http_app, check_binding
-    from engram.server.runtime import AppContext
+    from engram.server.runtime import Runtime
 
     async def stored_tokens(scope: Scope) -> bool:
         from engram.storage.tokens import any_active
@@ -270,7 +270,7 @@ def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
 
     require_tokens = bool(settings.tokens) or _run_with_scope(settings, stored_tokens)
     check_binding(settings, require_tokens)
-    running: list[AppContext] = []
+    running: list[Runtime] = []
     server = build_server(settings, opener=opener, running=running)
     app = build_http_app(server, settings, running, opener=opener, require_tokens=require_tokens)
     logging.getLogger(__name__).info(
@@ -343,11 +343,11 @@ def _run_with_scope(settings: Settings, work: Callable[[Scope], Awaitable[T]], p
     """Run one memory operation as `principal` (default: the local user, as a stdio server does)."""
     import asyncio
 
-    from engram.server.runtime import open_app
+    from engram.server.runtime import open_runtime
 
     async def run() -> T:
-        async with open_app(settings) as app:
-            return await work(await app.scope(principal))
+        async with open_runtime(settings) as runtime:
+            return await work(await runtime.scope(principal))
 
     return asyncio.run(run())
 

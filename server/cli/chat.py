@@ -10,7 +10,7 @@ import itertools
 import sys
 from contextlib import suppress
 
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.send_message import agent_config, llm_chooser
 from engram.server.settings import Settings
 from engram.storage.errors import ConfigurationError, EngramError
@@ -35,8 +35,8 @@ def chat(
     settings: Settings, agent: str, conversation: str | None, model: str | None, principal: str | None = None
 ) -> int:
     async def run() -> int:
-        async with open_app(settings, background=True) as app:
-            scope = await app.scope(principal)
+        async with open_runtime(settings, background=True) as runtime:
+            scope = await runtime.scope(principal)
             choose = llm_chooser(settings, model=model)
             with suppress(EngramError):
                 known = await current_summary(scope, agent, conversation)
@@ -90,8 +90,8 @@ def summarize(
     settings: Settings, agent: str, conversation: str | None, model: str | None, principal: str | None = None
 ) -> int:
     async def run() -> int:
-        async with open_app(settings) as app:
-            scope = await app.scope(principal)
+        async with open_runtime(settings) as runtime:
+            scope = await runtime.scope(principal)
             done = await summarize_conversation(
                 scope, agent, conversation, choose_llm=llm_chooser(settings, model=model), config=agent_config(settings)
             )

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.settings import Settings
 from engram.storage.schema import Message
 from engram.tools.loop.functions import tool_schemas
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def scope(settings: Settings) -> AsyncIterator[Scope]:
-    async with open_app(settings) as app:
-        yield await app.scope()
+    async with open_runtime(settings) as runtime:
+        yield await runtime.scope()
 
 
 async def ask(

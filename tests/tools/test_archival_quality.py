@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bench.archival_quality import evaluate
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_hybrid_beats_vector_only_and_keyword_only(settings: Settings) -> None:
-    async with open_app(settings) as app:
-        results = await evaluate(await app.scope())
+    async with open_runtime(settings) as runtime:
+        results = await evaluate(await runtime.scope())
     hybrid, vector, keyword = results["hybrid"], results["vector"], results["keyword"]
     assert hybrid["mrr@10"] > vector["mrr@10"] and hybrid["mrr@10"] > keyword["mrr@10"], results
     assert hybrid["recall@5"] >= max(vector["recall@5"], keyword["recall@5"]), results

@@ -14,7 +14,7 @@ import pytest
 from mcp.client.client import Client
 from sqlalchemy import text
 
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.settings import Settings
 from engram.storage import messages as message_repo
 from engram.tools.ingest.history import import_history
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.anyio
 @asynccontextmanager
 async def local_scope(settings: Settings) -> AsyncIterator[Scope]:
     """The local principal's scope without a background worker (as the one-shot CLI commands run)."""
-    async with open_app(settings) as app:
-        yield await app.scope()
+    async with open_runtime(settings) as runtime:
+        yield await runtime.scope()
 
 
 async def embed_all(settings: Settings) -> None:
@@ -93,16 +93,16 @@ async def test_the_server_embeds_messages_left_waiting_at_its_start(settings: Se
         for number in range(3):
             await record_message(scope, None, None, "user", f"waiting message {number}", source="cli")
         assert await count_messages(scope, "embedding_model IS NULL") == 3
-    async with open_app(settings, background=True) as app:  # what the server's lifespan runs
-        assert app.worker is not None
+    async with open_runtime(settings, background=True) as runtime:  # what the server's lifespan runs
+        assert runtime.worker is not None
         with anyio.fail_after(60):
-            await app.worker.idle.wait()
-        scope = await app.scope()
+            await runtime.worker.idle.wait()
+        scope = await runtime.scope()
         assert await count_messages(scope, "embedding_model IS NULL") == 0
         await record_message(scope, None, None, "assistant", "written while the server runs", source="mcp")
-        assert not app.worker.idle.is_set()  # the write woke the worker
+        assert not runtime.worker.idle.is_set()  # the write woke the worker
         with anyio.fail_after(60):
-            await app.worker.idle.wait()
+            await runtime.worker.idle.wait()
         assert await count_messages(scope, "embedding_model IS NULL") == 0
 
 

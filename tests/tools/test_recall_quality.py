@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 
 from bench.recall_quality import evaluate
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_hybrid_finds_at_least_as_much_evidence_as_each_leg(settings: Settings) -> None:
-    async with open_app(settings) as app:
-        results = await evaluate(await app.scope())
+    async with open_runtime(settings) as runtime:
+        results = await evaluate(await runtime.scope())
     hybrid, vector, keyword = results["hybrid"], results["vector"], results["keyword"]
     assert hybrid["questions"] >= 150, results
     for depth in ("recall@5", "recall@10"):

@@ -12,7 +12,7 @@ import pytest
 from mcp.client.client import Client
 from sqlalchemy import func, select
 
-from engram.server.runtime import open_app
+from engram.server.runtime import open_runtime
 from engram.server.settings import Settings
 from engram.storage.schema import Conversation, Message, Summary
 from engram.tools.loop.functions import tool_schemas
@@ -32,8 +32,8 @@ FILLER = "The quick brown fox jumps over the lazy dog while the user tells a lon
 
 @pytest.fixture
 async def scope(settings: Settings) -> AsyncIterator[Scope]:
-    async with open_app(settings) as app:
-        yield await app.scope()
+    async with open_runtime(settings) as runtime:
+        yield await runtime.scope()
 
 
 async def chat(scope: Scope, llm: ScriptedLLM, turns: int) -> None:
