@@ -82,7 +82,7 @@ async def load(scope: Scope, agents: list[str], texts: list[str], vectors: list[
                 await passage_repo.insert_many(session, scope.owner_id, ids[agent], scope.embedder.model, items)
     loaded = time.perf_counter()
     async with scope.sessions.begin() as session:
-        await search.ensure_vector_index(await session.connection(), "passages", len(vectors[0]))
+        await search.ensure_vector_index(session, "passages", len(vectors[0]))
     return loaded - start, time.perf_counter() - loaded
 
 

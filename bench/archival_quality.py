@@ -19,10 +19,11 @@ import anyio
 
 from bench.quality import by_kind, mean, run
 from engram.tools.memory import archival
+from engram.tools.memory.hybrid import SearchMode
 from engram.tools.scope import Scope
 
 CORPUS = Path(__file__).parent / "data" / "archival_quality.json"
-MODES: tuple[archival.SearchMode, ...] = ("hybrid", "vector", "keyword")
+MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
 
 
 async def evaluate(scope: Scope, agent: str = "quality") -> dict[str, Any]:

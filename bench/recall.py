@@ -67,7 +67,7 @@ async def load(scope: Scope, threads: list[list[tuple[str, str]]], vectors: list
                 index += len(drafts)
     if vectors is not None:  # built after loading: faster than inserting into the index row by row
         async with scope.sessions.begin() as session:
-            await search.ensure_vector_index(await session.connection(), "messages", len(vectors[0]))
+            await search.ensure_vector_index(session, "messages", len(vectors[0]))
     return time.perf_counter() - started
 
 

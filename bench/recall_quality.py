@@ -24,10 +24,11 @@ from bench.quality import by_kind, mean, run
 from engram.tools.ingest.history import import_history
 from engram.tools.memory import recall
 from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.hybrid import SearchMode
 from engram.tools.scope import Scope
 
 DATA = Path(__file__).parent / "data" / "recall_quality.json"
-MODES: tuple[recall.SearchMode, ...] = ("hybrid", "vector", "keyword")
+MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
 
 
 async def load(scope: Scope, data: dict[str, Any], work_dir: Path) -> dict[str, str]:

@@ -11,7 +11,6 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from engram.server import engram_version
-from engram.server.http import register_health
 from engram.server.instructions import INSTRUCTIONS
 from engram.server.runtime import DatabaseOpener, Runtime, open_runtime, scope_of
 from engram.server.send_message import send_message
@@ -45,26 +44,22 @@ TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
 
 
 def build_server(
-    settings: Settings, *, opener: DatabaseOpener | None = None, running: list[Runtime] | None = None
+    settings: Settings, runtime: Runtime | None = None, *, opener: DatabaseOpener | None = None
 ) -> MCPServer[Runtime]:
-    """Create Engram's MCP server. `opener` replaces how the database is opened (the CLI starts it early).
+    """Create Engram's MCP server.
 
-    `running` holds the open context. Over HTTP the app opens it once (server.http) and every MCP session
-    (one per SSE connection) shares it; otherwise the MCP lifespan opens it.
+    With `runtime`, every MCP session shares it and whoever created it runs it (over HTTP, the ASGI app).
+    Without, each run of the server (a stdio process, an in-memory client) runs its own, opening the
+    database with `opener` if given (the CLI starts the embedded server early).
     """
-    running = [] if running is None else running
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[Runtime]) -> AsyncIterator[Runtime]:
-        if running:
-            yield running[-1]
+        if runtime is not None:
+            yield runtime
             return
-        async with open_runtime(settings, opener, background=True) as runtime:
-            running.append(runtime)
-            try:
-                yield runtime
-            finally:
-                running.remove(runtime)
+        async with open_runtime(settings, opener, background=True) as own:
+            yield own
 
     server: MCPServer[Runtime] = MCPServer(
         "engram",
@@ -79,7 +74,6 @@ def build_server(
     server.add_tool(send_message, annotations=AGENT)
     _register_resources(server)
     _register_prompts(server)
-    register_health(server, running)
     return server
 
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.requests import Request
+from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, BaseUser, SimpleUser
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engram.server.runtime import PRINCIPAL_KEY, DatabaseOpener, Runtime, open_runtime
+from engram.server.app import build_server
+from engram.server.runtime import DatabaseOpener, Runtime
 from engram.server.settings import Settings
 from engram.storage.errors import ConfigurationError
 
@@ -53,44 +54,42 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-class BearerAuth:
-    """Requires `Authorization: Bearer <token>` on every path but /healthz when `verify` is set, and puts
-    the token's principal in the request's scope for the tools. Without `verify`, everyone is local."""
+class TokenAuthentication(AuthenticationBackend):
+    """Bearer tokens as Starlette authentication: a request's `user` is its token's principal.
 
-    def __init__(self, app: ASGIApp, verify: Verify | None) -> None:
-        self._app = app
+    Every path but /healthz needs `Authorization: Bearer <token>`; the MCP tools read the principal from
+    `request.user` (server.runtime.principal_of).
+    """
+
+    def __init__(self, verify: Verify) -> None:
         self._verify = verify
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._verify is None or scope.get("path") in OPEN_PATHS:
-            await self._app(scope, receive, send)
-            return
-        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = header.partition(" ")
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        if conn.url.path in OPEN_PATHS:
+            return None
+        scheme, _, token = conn.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            await _unauthorized(scope, receive, send, "missing bearer token: send 'Authorization: Bearer <token>'")
-            return
+            raise AuthenticationError("missing bearer token: send 'Authorization: Bearer <token>'")
         principal = await self._verify(token.strip())
         if principal is None:
-            await _unauthorized(scope, receive, send, "invalid or revoked token")
-            return
-        await self._app({**scope, PRINCIPAL_KEY: principal}, receive, send)
+            raise AuthenticationError("invalid or revoked token")
+        return AuthCredentials(["authenticated"]), SimpleUser(principal)
 
 
-async def _unauthorized(scope: Scope, receive: Receive, send: Send, reason: str) -> None:
-    response = JSONResponse({"error": "unauthorized", "detail": reason}, status_code=401)
+def _unauthorized(_conn: HTTPConnection, exc: AuthenticationError) -> Response:
+    response = JSONResponse({"error": "unauthorized", "detail": str(exc)}, status_code=401)
     response.headers["WWW-Authenticate"] = 'Bearer realm="engram"'
-    await response(scope, receive, send)
+    return response
 
 
 def static_verifier(settings: Settings) -> Callable[[str], str | None]:
     """Tokens from settings, compared by hash in constant time."""
-    from engram.storage.tokens import token_hash
+    from engram.storage import sha256_hex
 
-    known = [(token_hash(token.get_secret_value()), principal) for principal, token in settings.tokens.items()]
+    known = [(sha256_hex(token.get_secret_value()), principal) for principal, token in settings.tokens.items()]
 
     def verify(token: str) -> str | None:
-        digest = token_hash(token)
+        digest = sha256_hex(token)
         found = None
         for expected, principal in known:
             if hmac.compare_digest(digest, expected):
@@ -100,16 +99,11 @@ def static_verifier(settings: Settings) -> Callable[[str], str | None]:
     return verify
 
 
-def build_http_app(
-    server: MCPServer[Runtime],
-    settings: Settings,
-    running: list[Runtime],
-    *,
-    opener: DatabaseOpener | None = None,
-    require_tokens: bool,
-) -> ASGIApp:
-    """The ASGI app `engram serve --transport http` runs. The Engram context (database, embedder, worker)
-    opens once with the app and is shared by every MCP session, streamable or SSE."""
+def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, require_tokens: bool) -> ASGIApp:
+    """The ASGI app `engram serve --transport http` runs: one runtime (database, embedder, worker), run
+    with the app's lifespan and shared by every MCP session, streamable or SSE, and by /healthz."""
+    runtime = Runtime.create(settings, opener, background=True)
+    server = build_server(settings, runtime)
     security = transport_security(settings)
     streamable = server.streamable_http_app(
         streamable_http_path="/mcp",
@@ -128,45 +122,28 @@ def build_http_app(
     from_settings = static_verifier(settings)
 
     async def verify(token: str) -> str | None:
-        principal = from_settings(token)
-        if principal is None and running:
-            from engram.storage.tokens import principal_of as stored_principal
+        return from_settings(token) or await runtime.principal_of_token(token)
 
-            database, _ = await running[-1].backend.wait()
-            async with database.sessions.begin() as session:
-                principal = await stored_principal(session, token)
-        return principal
-
-    @asynccontextmanager
-    async def lifespan() -> AsyncIterator[None]:
-        async with open_runtime(settings, opener, background=True) as runtime:
-            running.append(runtime)
-            try:
-                yield
-            finally:
-                running.remove(runtime)
+    async def healthz(scope: Scope, receive: Receive, send: Send) -> None:
+        """Whether the database answers with the current schema, and the embedder's state; no secrets."""
+        report = await runtime.health()
+        await JSONResponse(report, status_code=200 if report["ok"] else 503)(scope, receive, send)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            async with lifespan():
+            async with runtime.run():
                 await streamable(scope, receive, send)  # runs the streamable session manager
             return
         path = scope.get("path", "")
+        if path == "/healthz" and scope.get("method") == "GET":
+            await healthz(scope, receive, send)
+            return
         target = sse if path == "/sse" or path.startswith("/messages/") else streamable
         await target(scope, receive, send)
 
-    return BearerAuth(dispatch, verify if require_tokens else None)
-
-
-def register_health(server: MCPServer[Runtime], running: list[Runtime]) -> None:
-    async def healthz(_request: Request) -> Response:
-        """Whether the database answers with the current schema, and the embedder's state; no secrets."""
-        if not running:
-            return JSONResponse({"ok": False, "database": "not open"}, status_code=503)
-        report = await running[-1].health()
-        return JSONResponse(report, status_code=200 if report["ok"] else 503)
-
-    server.custom_route("/healthz", methods=["GET"])(healthz)
+    if not require_tokens:
+        return dispatch
+    return AuthenticationMiddleware(dispatch, backend=TokenAuthentication(verify), on_error=_unauthorized)
 
 
 def check_binding(settings: Settings, require_tokens: bool) -> None:

@@ -1,8 +1,13 @@
-"""The lifespan's context: settings plus a backend (database, local principal) that opens in the background.
+"""The runtime: what Engram runs with, created once per process and handed to every door that needs it.
 
-`engram serve` answers `initialize` at once; the database (starting the embedded PostgreSQL, importing
-SQLAlchemy, checking the schema) becomes ready meanwhile, and the first tool call waits for it. If it
-cannot open, every tool call says why instead of the server dying before the host can show anything.
+A `Runtime` holds the settings, the database (opened in the background), the embedder and, in a server,
+the worker that embeds recorded messages. Creating one does no I/O; `Runtime.run()` opens the database in
+a worker thread and yields at once, so `engram serve` answers `initialize` while the embedded PostgreSQL
+starts and the schema is checked; the first tool call waits for it. If the database cannot open, every
+call says why instead of the server dying before the host can show anything.
+
+Over stdio (and in memory) the MCP server's lifespan runs its own runtime; over HTTP the ASGI app runs
+one and every MCP session, streamable or SSE, shares it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, cast
 import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context
+from starlette.requests import HTTPConnection
 
 from engram.server.settings import Settings
 from engram.storage.embeddings import Embedder, make_embedder
@@ -42,18 +48,20 @@ def default_opener(settings: Settings) -> DatabaseOpener:
 
 
 class Backend:
-    """The database and the caller's principal, ready once `open` has run."""
+    """The database and the local principal, ready once `open` has run (or with the reason it failed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, opener: DatabaseOpener, embedding_model: str) -> None:
+        self._opener = opener
+        self._embedding_model = embedding_model
         self._ready = anyio.Event()
         self._database: Database | None = None
         self._local_owner: uuid.UUID | None = None
         self._principals: dict[str, uuid.UUID] = {}
         self._error: str | None = None
 
-    async def open(self, opener: DatabaseOpener, embedding_model: str) -> None:
+    async def open(self) -> None:
         try:
-            self._database = await anyio.to_thread.run_sync(opener)
+            self._database = await anyio.to_thread.run_sync(self._opener)
             from engram.storage import messages, passages
             from engram.storage.principals import LOCAL_PRINCIPAL, ensure_principal
 
@@ -63,13 +71,13 @@ class Backend:
                     ("archival passages", await passages.models_in_use(session)),
                     ("recorded messages", await messages.models_in_use(session)),
                 ):
-                    others = {model: n for model, n in counts.items() if model != embedding_model}
+                    others = {model: n for model, n in counts.items() if model != self._embedding_model}
                     if others:
                         log.warning(
                             "%s embedded with another model than %s (%s): vector search skips them until "
                             "'engram reindex' re-embeds them; keyword search still finds them",
                             kind,
-                            embedding_model,
+                            self._embedding_model,
                             ", ".join(f"{n} with {model}" for model, n in others.items()),
                         )
         except EngramError as exc:
@@ -107,30 +115,58 @@ class Backend:
             await self._database.close()
 
 
-PRINCIPAL_KEY = "engram.principal"  # where server.http puts the authenticated principal in the ASGI scope
-
-
-def principal_of(request: object) -> str | None:
-    """The principal an HTTP request was authenticated as (None: stdio, in memory, or HTTP without tokens)."""
-    scope = getattr(request, "scope", None)
-    found = scope.get(PRINCIPAL_KEY) if isinstance(scope, dict) else None
-    return found if isinstance(found, str) else None
-
-
-async def scope_of(ctx: Context) -> Scope:
-    """The scope of a tool call or resource read: its bearer token's principal over HTTP, else the local user."""
-    runtime = cast(Runtime, ctx.request_context.lifespan_context)
-    return await runtime.scope(principal_of(ctx.request_context.request))
-
-
 @dataclass(frozen=True)
 class Runtime:
-    """What the lifespan holds for the server's lifetime; tools reach it through the request context."""
+    """Settings, database, embedder and embedding worker: one per process, shared by every door."""
 
     settings: Settings
     backend: Backend
     embedder: Embedder
-    worker: EmbeddingWorker | None = None  # embeds recorded messages in the background (the server only)
+    worker: EmbeddingWorker | None = None  # embeds recorded messages in the background (servers only)
+
+    @classmethod
+    def create(cls, settings: Settings, opener: DatabaseOpener | None = None, *, background: bool = False) -> Runtime:
+        """A runtime ready to `run()`; nothing is opened or loaded yet.
+
+        `background` adds the embedding worker for recorded messages (a server wants it; one-shot CLI
+        commands do not: they would wait for it at exit). `opener` replaces how the database is opened
+        (the CLI starts the embedded server early).
+        """
+        embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
+        return cls(
+            settings=settings,
+            backend=Backend(opener or default_opener(settings), settings.embedding_model),
+            embedder=embedder,
+            worker=EmbeddingWorker(embedder, exact_scan_limit=settings.archival_exact_scan_limit)
+            if background
+            else None,
+        )
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[Runtime]:
+        """Open the database in a worker thread and run the embedding worker; yield at once; close on exit."""
+        try:
+            try:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(self.backend.open)
+                    if self.worker is not None:
+                        group.start_soon(self._run_worker, self.worker)
+                    try:
+                        yield self
+                    finally:
+                        if self.worker is not None:
+                            self.worker.stop()  # it finishes its batch (cancelling it would leak a connection)
+            finally:
+                await self.backend.close()
+        except BaseExceptionGroup as group:  # callers see the error itself, not the task group's wrapper
+            raise sole_exception(group) from None
+
+    async def _run_worker(self, worker: EmbeddingWorker) -> None:
+        try:
+            database, _ = await self.backend.wait()
+        except BackendUnavailableError:
+            return  # every tool call reports it
+        await worker.run(database.sessions)
 
     async def scope(self, principal: str | None = None) -> Scope:
         """The scope of `principal` (a name, as a bearer token maps to), or of the local principal (stdio,
@@ -153,6 +189,14 @@ class Runtime:
             exact_scan_limit=self.settings.archival_exact_scan_limit,
             recorded=self.worker.wake if self.worker else _nothing,
         )
+
+    async def principal_of_token(self, token: str) -> str | None:
+        """The principal a token stored with `engram tokens create` maps to (None: unknown or revoked)."""
+        from engram.storage.tokens import principal_of as stored_principal
+
+        database, _ = await self.backend.wait()
+        async with database.sessions.begin() as session:
+            return await stored_principal(session, token)
 
     async def health(self) -> dict[str, object]:
         """For GET /healthz: the database reachable with the current schema, and the embedder's state."""
@@ -182,34 +226,21 @@ def _nothing() -> None:
 async def open_runtime(
     settings: Settings, opener: DatabaseOpener | None = None, *, background: bool = False
 ) -> AsyncIterator[Runtime]:
-    """Yield at once; the backend opens in a worker thread (the embedded server's start blocks).
+    """Create a runtime and run it: for one-shot commands, tests and benchmarks."""
+    async with Runtime.create(settings, opener, background=background).run() as runtime:
+        yield runtime
 
-    `background` runs the embedding worker for recorded messages (the server wants it; one-shot CLI
-    commands do not, they would wait for it at exit).
-    """
-    backend = Backend()
-    embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
-    worker = EmbeddingWorker(embedder, exact_scan_limit=settings.archival_exact_scan_limit) if background else None
 
-    async def run_worker(worker: EmbeddingWorker) -> None:
-        try:
-            database, _ = await backend.wait()
-        except BackendUnavailableError:
-            return  # every tool call reports it
-        await worker.run(database.sessions)
+def principal_of(connection: object) -> str | None:
+    """The principal an HTTP request authenticated as (Starlette's `request.user`, set by server.http's
+    authentication); None over stdio, in memory, and over HTTP without tokens."""
+    if not isinstance(connection, HTTPConnection) or "user" not in connection.scope:
+        return None
+    user = connection.user
+    return str(user.username) if user.is_authenticated else None
 
-    try:
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(backend.open, opener or default_opener(settings), settings.embedding_model)
-                if worker is not None:
-                    group.start_soon(run_worker, worker)
-                try:
-                    yield Runtime(settings=settings, backend=backend, embedder=embedder, worker=worker)
-                finally:
-                    if worker is not None:
-                        worker.stop()  # it finishes its batch (cancelling it mid-transaction would leak a connection)
-        finally:
-            await backend.close()
-    except BaseExceptionGroup as group:  # callers see the error itself, not the task group's wrapper
-        raise sole_exception(group) from None
+
+async def scope_of(ctx: Context) -> Scope:
+    """The scope of a tool call or resource read: its bearer token's principal over HTTP, else the local user."""
+    runtime = cast(Runtime, ctx.request_context.lifespan_context)
+    return await runtime.scope(principal_of(ctx.request_context.request))

@@ -14,7 +14,9 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from engram.storage.errors import ConfigurationError
+from engram.storage.embeddings import DEFAULT_MODEL
+from engram.storage.errors import ConfigurationError, InvalidInputError
+from engram.tools.arguments import check_agent_name
 
 ENV_PREFIX = "ENGRAM_"
 CONFIG_ENV = "ENGRAM_CONFIG"
@@ -24,7 +26,6 @@ DEFAULT_PERSONA = (
     "'human' block and notes about myself in this 'persona' block, and I update both as I learn."
 )
 DEFAULT_HUMAN = "Nothing is known about the user yet."
-DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def default_data_dir() -> Path:
@@ -54,8 +55,6 @@ class Settings(BaseSettings):
     )
     default_agent: str = Field(
         default="default",
-        min_length=1,
-        max_length=100,
         description="The agent a tool call uses when it names none; created on first use.",
     )
     block_char_limit: int = Field(
@@ -71,7 +70,7 @@ class Settings(BaseSettings):
         description="fastembed (local ONNX, in process) or litellm (a provider's embedding API).",
     )
     embedding_model: str = Field(
-        default=DEFAULT_EMBEDDING_MODEL,
+        default=DEFAULT_MODEL,
         min_length=1,
         description="Embedding model name. The default ships with Engram and works offline; other fastembed "
         "models download on first use; litellm takes e.g. 'openai/text-embedding-3-small'.",
@@ -179,12 +178,30 @@ class Settings(BaseSettings):
             raise ValueError("use 'principal=token' pairs separated by commas")
         return dict(pair.split("=", 1) for pair in pairs)
 
+    @field_validator("default_agent")
+    @classmethod
+    def _agent_name(cls, value: str) -> str:
+        """The rule every agent tool applies, so the default agent can be named, shown and deleted like any other."""
+        try:
+            return check_agent_name(value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("tokens")
     @classmethod
     def _token_shape(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if not value:
+            return value
+        # Here, not at the top: it loads SQLAlchemy, which a CLI start that never opens the database does without.
+        from engram.storage.principals import check_token_principal
+
         for principal, token in value.items():
             if not principal.strip() or len(token.get_secret_value()) < 16:
                 raise ValueError(f"token of principal '{principal}' must be at least 16 characters")
+            try:
+                check_token_principal(principal)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")

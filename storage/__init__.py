@@ -1,8 +1,14 @@
 """Engram's storage: PostgreSQL schema, migrations, repositories and the embedded server."""
 
+import hashlib
 import importlib.util
 import sys
 from types import ModuleType
+
+
+def sha256_hex(text: str) -> str:
+    """The SHA-256 of `text` (UTF-8) in hex: passages' content hashes and stored bearer tokens."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def lazy_module(name: str) -> ModuleType:

@@ -30,7 +30,7 @@ async def insert_if_absent(
     )
     if agent_id is None:
         return None
-    return await session.get_one(Agent, agent_id)
+    return (await session.scalars(select(Agent).where(Agent.owner_id == owner_id, Agent.id == agent_id))).one()
 
 
 async def list_page(session: AsyncSession, owner_id: uuid.UUID, *, offset: int, limit: int) -> tuple[list[Agent], int]:

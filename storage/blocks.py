@@ -1,4 +1,8 @@
-"""Core-memory blocks, their links to agents, and their history. Every query takes the owner."""
+"""Core-memory blocks, their links to agents, and their history.
+
+Every function takes the owner (reads and deletes filter by it, `create_linked` stores it), except `write_value`,
+which changes a block the caller has locked with `lock_for_edit`, an owner-checked query, in the same transaction.
+"""
 
 from __future__ import annotations
 

@@ -16,17 +16,20 @@ from engram.storage import migrate
 from engram.storage.embedded import EmbeddedPostgres, start_embedded
 from engram.storage.errors import BackendUnavailableError, first_line
 from engram.storage.migrations import HEAD
+from engram.storage.search import CACHE_KEY, SearchCache
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Database:
-    """An open database: the async engine, its session factory, and the embedded server if one is used."""
+    """An open database: the async engine, its session factory, the embedded server if one is used, and
+    what search has learnt about it (every session of the factory carries it)."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     embedded: EmbeddedPostgres | None
+    search_cache: SearchCache
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -75,10 +78,12 @@ def open_database(database_url: str | None, data_dir: Path, *, pool_size: int = 
     url, embedded = resolve_url(database_url, data_dir)
     prepare_schema(url)
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    cache = SearchCache()
     return Database(
         engine=engine,
-        sessions=async_sessionmaker(engine, expire_on_commit=False),
+        sessions=async_sessionmaker(engine, expire_on_commit=False, info={CACHE_KEY: cache}),
         embedded=embedded,
+        search_cache=cache,
     )
 
 

@@ -1,11 +1,13 @@
 """Archival passages: insert with de-duplication, delete, list, and their search filter.
 
-Every query takes the owner and the agent; storage.search runs the search legs over this table.
+Every query takes the owner and the agent, except: `stale` and `count_stale` take the owner and an optional
+agent (None: all the owner's agents); `fetch` reads passages by id, the ids a search of one owner's agent
+returned; `models_in_use` counts every principal's passages by embedding model, for the check at start.
+storage.search runs the search legs over this table.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,12 +18,8 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engram.storage import search
+from engram.storage import search, sha256_hex
 from engram.storage.schema import Passage
-
-
-def content_hash(text_value: str) -> str:
-    return hashlib.sha256(text_value.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -51,10 +49,12 @@ class PassageFilter:
         return search.conditions(clauses, values, start=self.start, end=self.end)
 
 
-async def existing_ids(session: AsyncSession, agent_id: uuid.UUID, hashes: Sequence[str]) -> dict[str, uuid.UUID]:
+async def existing_ids(
+    session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, hashes: Sequence[str]
+) -> dict[str, uuid.UUID]:
     rows = await session.execute(
         select(Passage.content_hash, Passage.id).where(
-            Passage.agent_id == agent_id, Passage.content_hash.in_(list(hashes))
+            Passage.owner_id == owner_id, Passage.agent_id == agent_id, Passage.content_hash.in_(list(hashes))
         )
     )
     return {row.content_hash: row.id for row in rows}
@@ -72,7 +72,7 @@ async def insert_many(
             "owner_id": owner_id,
             "agent_id": agent_id,
             "text": passage.text,
-            "content_hash": content_hash(passage.text),
+            "content_hash": sha256_hex(passage.text),
             "tags": passage.tags,
             "metadata": passage.metadata,
             "source": passage.source,
@@ -91,7 +91,7 @@ async def insert_many(
             )
         ).all()
     )
-    known = await existing_ids(session, agent_id, [row["content_hash"] for row in rows])
+    known = await existing_ids(session, owner_id, agent_id, [row["content_hash"] for row in rows])
     return [(known[row["content_hash"]], row["id"] in created) for row in rows]
 
 
@@ -115,11 +115,11 @@ async def delete_source(session: AsyncSession, owner_id: uuid.UUID, agent_id: uu
     return len(result.all())
 
 
-async def source_versions(session: AsyncSession, agent_id: uuid.UUID, source: str) -> set[str]:
+async def source_versions(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, source: str) -> set[str]:
     """The file hashes recorded for passages ingested from `source`."""
     rows = await session.scalars(
         select(Passage.meta["file_sha256"].astext)
-        .where(Passage.agent_id == agent_id, Passage.source == source)
+        .where(Passage.owner_id == owner_id, Passage.agent_id == agent_id, Passage.source == source)
         .distinct()
     )
     return {row for row in rows if row}

@@ -47,8 +47,6 @@ class Agent(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     system: Mapped[str] = mapped_column(Text, default="")
     llm: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    embedding_model: Mapped[str | None] = mapped_column(Text, nullable=True)
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

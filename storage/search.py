@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 K = TypeVar("K", bound=Hashable)
 
@@ -30,11 +31,33 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 400
 HNSW_EF_SEARCH = 400
 LARGE_AGENT_TTL = 60.0  # seconds an agent found larger than the exact-scan limit is assumed to stay so
-SEARCHABLE_TABLES = frozenset({"passages", "messages"})
-_large_agents: dict[tuple[str, uuid.UUID, str, int], float] = {}  # (table, agent, model, limit) -> look again at
-_indexed: set[tuple[str, str, int]] = set()  # (database, table, dimension) known to have their HNSW index
+STATISTICS_TTL = 300.0  # seconds the table statistics BM25 reads are reused
 
+Table = Literal["passages", "messages"]
+SEARCHABLE_TABLES: frozenset[str] = frozenset({"passages", "messages"})
 KeywordMatch = Literal["all", "any"]
+CACHE_KEY = "engram.search_cache"  # where a database's session factory puts its SearchCache in Session.info
+
+
+@dataclass
+class SearchCache:
+    """What search learns about one database and reuses: the HNSW indexes known to exist, the agents known
+    to have outgrown exact scans (until when), and the common lexemes BM25 weighs (until when).
+
+    It belongs to the `Database` (its session factory hands it to every session): each database opened,
+    by a new process or by a test, checks the catalog afresh, so an index dropped meanwhile is created again.
+    """
+
+    indexed: set[tuple[str, int]] = field(default_factory=set)  # (table, dimension)
+    large_agents: dict[tuple[str, uuid.UUID, str, int], float] = field(default_factory=dict)
+    statistics: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)  # table -> (until, lexemes)
+
+
+def cache_of(session: AsyncSession) -> SearchCache:
+    found = session.info.get(CACHE_KEY)
+    if not isinstance(found, SearchCache):
+        raise RuntimeError("this session's factory has no SearchCache; open the database with open_database")
+    return found
 
 
 class SqlFilter(Protocol):
@@ -56,7 +79,8 @@ def conditions(
     return "".join(f" AND {clause}" for clause in clauses), values
 
 
-def _checked(table: str) -> str:
+def _checked(table: Table) -> Table:
+    """Table names are interpolated into SQL: the Literal type says which, and this makes sure at run time."""
     if table not in SEARCHABLE_TABLES:
         raise ValueError(f"{table!r} is not a searchable table")
     return table
@@ -67,7 +91,7 @@ Scored = list[tuple[uuid.UUID, float]]
 
 async def run_legs(
     session: AsyncSession,
-    table: str,
+    table: Table,
     owner_id: uuid.UUID,
     agent_id: uuid.UUID,
     *,
@@ -107,7 +131,7 @@ async def run_legs(
 
 async def vector_leg(
     session: AsyncSession,
-    table: str,
+    table: Table,
     owner_id: uuid.UUID,
     agent_id: uuid.UUID,
     *,
@@ -153,7 +177,7 @@ async def vector_leg(
 
 async def keyword_leg(
     session: AsyncSession,
-    table: str,
+    table: Table,
     owner_id: uuid.UUID,
     agent_id: uuid.UUID,
     *,
@@ -181,21 +205,20 @@ async def keyword_leg(
     return [(row.id, float(row.score)) for row in await session.execute(statement, values)]
 
 
-ROW_COUNTS = {  # how many rows an agent has, for BM25's document frequencies (conversations keep a count)
+# How many rows an agent has, for BM25's document frequencies (conversations keep a count).
+ROW_COUNTS: dict[Table, str] = {
     "messages": "SELECT coalesce(sum(message_count), 0) FROM conversations WHERE agent_id = :agent",
     "passages": "SELECT count(*) FROM passages WHERE agent_id = :agent",
 }
 COMMON_ROWS = 1000.0  # a word estimated in more rows than this only matches together with rarer words
 MAX_MATCHING_ROWS = 2000  # rows a keyword query scores at most (when even its rarest words are everywhere)
-STATISTICS_TTL = 300.0
-_statistics: dict[tuple[str, str], tuple[float, dict[str, float]]] = {}  # (database, table) -> (until, lexemes)
 BM25_K1 = 1.2
 BM25_B = 0.75
 MAX_QUERY_TERMS = 24
 
 
 async def _any_word_leg(
-    session: AsyncSession, table: str, filters: str, values: dict[str, Any]
+    session: AsyncSession, table: Table, filters: str, values: dict[str, Any]
 ) -> list[tuple[uuid.UUID, float]]:
     """BM25 over the rows holding any of the query's lexemes (presence, not counts: turns are short); the
     score is divided by the sum of every query word's weight, so 1.0 means all words of average rows.
@@ -241,11 +264,11 @@ async def _any_word_leg(
     return [(row.id, float(row.score)) for row in await session.execute(statement, values)]
 
 
-async def _common_lexemes(session: AsyncSession, table: str) -> dict[str, float]:
+async def _common_lexemes(session: AsyncSession, table: Table) -> dict[str, float]:
     """Lexemes PostgreSQL's statistics (ANALYZE, run by autovacuum) list as common in `table`'s tsv, with
     the estimated number of rows holding each. Cached for STATISTICS_TTL seconds per database."""
-    key = (str((await session.connection()).engine.url), table)
-    cached = _statistics.get(key)
+    statistics = cache_of(session).statistics
+    cached = statistics.get(table)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
     row = (
@@ -262,18 +285,20 @@ async def _common_lexemes(session: AsyncSession, table: str) -> dict[str, float]
     common: dict[str, float] = {}
     if row is not None and row.lexemes:
         common = {lexeme: freq * max(row.reltuples, 0.0) for lexeme, freq in zip(row.lexemes, row.freqs, strict=False)}
-    _statistics[key] = (time.monotonic() + STATISTICS_TTL, common)
+    statistics[table] = (time.monotonic() + STATISTICS_TTL, common)
     return common
 
 
-async def _is_large(session: AsyncSession, table: str, agent_id: uuid.UUID, model: str, limit: int) -> bool:
+async def _is_large(session: AsyncSession, table: Table, agent_id: uuid.UUID, model: str, limit: int) -> bool:
     """Whether the agent has more than `limit` rows of this model in `table` (then the index pays off).
 
     The probe counts at most limit + 1 rows; a "large" answer is remembered for LARGE_AGENT_TTL seconds.
     Results never depend on it: the index path falls back to an exact scan when it finds too few rows.
     """
+    table = _checked(table)
+    large_agents = cache_of(session).large_agents
     key = (table, agent_id, model, limit)
-    if _large_agents.get(key, 0.0) > time.monotonic():
+    if large_agents.get(key, 0.0) > time.monotonic():
         return True
     probe = text(
         f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE agent_id = :agent AND embedding_model = :model "
@@ -281,14 +306,14 @@ async def _is_large(session: AsyncSession, table: str, agent_id: uuid.UUID, mode
     )
     found = await session.scalar(probe, {"agent": agent_id, "model": model, "limit": limit + 1})
     if int(found or 0) > limit:
-        _large_agents[key] = time.monotonic() + LARGE_AGENT_TTL
+        large_agents[key] = time.monotonic() + LARGE_AGENT_TTL
         return True
     return False
 
 
 async def index_when_large(
     session: AsyncSession,
-    table: str,
+    table: Table,
     agent_ids: Iterable[uuid.UUID],
     *,
     model: str,
@@ -303,19 +328,21 @@ async def index_when_large(
     """
     for agent_id in set(agent_ids):
         if await _is_large(session, table, agent_id, model, exact_scan_limit):
-            await ensure_vector_index(await session.connection(), table, dimension)
+            await ensure_vector_index(session, table, dimension)
             return
 
 
-async def ensure_vector_index(connection: AsyncConnection, table: str, dimension: int) -> None:
+async def ensure_vector_index(session: AsyncSession, table: Table, dimension: int) -> None:
     """Create `table`'s HNSW index for vectors of this dimension if the database lacks it (safe across
-    processes). Known indexes are remembered per database, so writes do not touch the catalog (or the
-    table lock that CREATE INDEX takes) again.
+    processes). Known indexes are remembered in the database's SearchCache, so writes do not touch the
+    catalog (or the table lock that CREATE INDEX takes) again.
     """
     table = _checked(table)
-    key = (str(connection.engine.url), table, dimension)
-    if key in _indexed:
+    indexed = cache_of(session).indexed
+    key = (table, dimension)
+    if key in indexed:
         return
+    connection = await session.connection()
     name = f"ix_{table}_embedding_{dimension}"
     exists = "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = :name"
     if not (await connection.execute(text(exists), {"name": name})).first():
@@ -328,10 +355,12 @@ async def ensure_vector_index(connection: AsyncConnection, table: str, dimension
                 f"WHERE vector_dims(embedding) = {dimension}"
             )
         )
-    _indexed.add(key)
+    indexed.add(key)
 
 
-async def set_embeddings(session: AsyncSession, table: str, rows: Sequence[tuple[uuid.UUID, Any]], model: str) -> None:
+async def set_embeddings(
+    session: AsyncSession, table: Table, rows: Sequence[tuple[uuid.UUID, Any]], model: str
+) -> None:
     """Store vectors made by `model` for the given row ids."""
     table = _checked(table)
     statement = text(f"UPDATE {table} SET embedding = :embedding, embedding_model = :model WHERE id = :id").bindparams(

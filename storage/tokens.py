@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -12,16 +12,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engram.storage import sha256_hex
 from engram.storage.errors import ConflictError, InvalidInputError
-from engram.storage.principals import ensure_principal
+from engram.storage.principals import LOCAL_PRINCIPAL, check_token_principal, ensure_principal
 from engram.storage.schema import Principal, Token
+
+log = logging.getLogger(__name__)
 
 PREFIX = "engram_"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,12 @@ async def create(session: AsyncSession, name: str, principal: str) -> str:
             raise InvalidInputError(
                 f"{kind} {value[:120]!r} is not valid: use 1-100 letters, digits, '_', '.', '@' or '-'"
             )
+    check_token_principal(principal)
     token = PREFIX + secrets.token_urlsafe(32)
     principal_id = await ensure_principal(session, principal)
     created = await session.scalar(
         insert(Token)
-        .values(name=name, principal_id=principal_id, token_hash=token_hash(token))
+        .values(name=name, principal_id=principal_id, token_hash=sha256_hex(token))
         .on_conflict_do_nothing(index_elements=[Token.name])
         .returning(Token.id)
     )
@@ -73,13 +73,30 @@ async def listing(session: AsyncSession) -> list[TokenInfo]:
 
 
 async def principal_of(session: AsyncSession, token: str) -> str | None:
-    """The principal an active token maps to, or None (unknown or revoked)."""
-    found: str | None = await session.scalar(
-        select(Principal.name)
-        .join(Token, Token.principal_id == Principal.id)
-        .where(Token.token_hash == token_hash(token), Token.revoked_at.is_(None))
-    )
-    return found
+    """The principal an active token maps to, or None (unknown or revoked).
+
+    A token stored for LOCAL_PRINCIPAL (possible before that name was reserved) is refused, with a warning.
+    """
+    found = (
+        await session.execute(
+            select(Principal.name, Token.name.label("token"))
+            .join(Token, Token.principal_id == Principal.id)
+            .where(Token.token_hash == sha256_hex(token), Token.revoked_at.is_(None))
+        )
+    ).first()
+    if found is None:
+        return None
+    if found.name == LOCAL_PRINCIPAL:
+        log.warning(
+            "refused token '%s': it maps to the reserved principal '%s', the local user's memory; revoke it "
+            "('engram tokens revoke %s') and create one for another principal",
+            found.token,
+            LOCAL_PRINCIPAL,
+            found.token,
+        )
+        return None
+    principal: str = found.name
+    return principal
 
 
 async def any_active(session: AsyncSession) -> bool:

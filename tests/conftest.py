@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,29 @@ def database_url_for(embedded: EmbeddedPostgres, name: str) -> str:
     return embedded.sqlalchemy_url.replace("/postgres?", f"/{name}?", 1)
 
 
+def index_use(database_url: str, index: str) -> tuple[int, int]:
+    """How many scans used `index`, and how many entries they returned, counted once every other session
+    on the database has ended: a session reports its counts to PostgreSQL's statistics when it ends, so
+    this waits for the sessions of servers that were just closed (up to 30 s each)."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            )
+        with engine.begin() as connection:
+            scans, entries = connection.execute(
+                text("SELECT idx_scan, idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = :index"),
+                {"index": index},
+            ).one()
+    finally:
+        engine.dispose()
+    return int(scans), int(entries)
+
+
 def admin(embedded: EmbeddedPostgres, statement: str) -> None:
     engine = create_engine(embedded.sqlalchemy_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
@@ -192,10 +216,31 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
 
 
 async def call_error(client: Client, tool: str, **arguments: Any) -> str:
-    """Call a tool that must fail; return the error message the model would read."""
+    """Call a tool that must fail; return the error message the model reads, after the SDK's
+    'Error executing tool NAME: ' (which every tool error starts with)."""
     result = await client.call_tool(tool, arguments)
     assert result.is_error, f"{tool} should have failed but returned {result.content}"
-    return error_text(result)
+    message = error_text(result)
+    prefix = f"Error executing tool {tool}: "
+    assert message.startswith(prefix), message
+    return message.removeprefix(prefix)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An argument the SDK refuses by the tool's schema before Engram runs: pydantic's message, inside its
+    own framing, names the argument and says what it should be."""
+
+    argument: str
+    should: str  # pydantic's sentence, e.g. "Input should be greater than or equal to 1"
+
+    def found_in(self, message: str) -> bool:
+        return f"\n{self.argument}\n  {self.should} [" in message
+
+
+def says(message: str, expected: str | Invalid) -> bool:
+    """Whether a tool error is exactly the expected sentence (or, for a schema violation, holds its part)."""
+    return expected.found_in(message) if isinstance(expected, Invalid) else message == expected
 
 
 def error_text(result: CallToolResult) -> str:

@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp.client.client import Client
@@ -38,12 +39,64 @@ def test_host_config_snippet_is_valid_and_runs_engram_serve() -> None:
 
 
 @pytest.mark.anyio
-async def test_tool_examples_run_in_order(client: Client) -> None:
+async def test_tool_examples_run_in_order_and_answer_as_the_readme_says(client: Client) -> None:
     lines = [line for line in code_blocks("text")[0].splitlines() if line.strip()]
     assert len(lines) >= 9
+    answers: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         tool, _, arguments = line.partition(" ")
-        await call(client, tool, **json.loads(arguments))
+        answers.setdefault(tool, []).append(await call(client, tool, **json.loads(arguments)))
+
+    [created] = answers["agent_create"]
+    assert [(block["label"], block["read_only"]) for block in created["blocks"]] == [
+        ("persona", False),
+        ("human", False),
+        ("rules", True),
+    ]
+    # edits return the block's new state
+    [appended], [replaced], [inserted], [replaced_once] = (
+        answers[tool] for tool in ("core_memory_append", "core_memory_replace", "memory_insert", "memory_replace")
+    )
+    assert [(edit["value"], edit["version"]) for edit in (appended, replaced, inserted, replaced_once)] == [
+        ("Name: Ada\nPrefers trains to planes.", 2),
+        ("Name: Ada\nPrefers night trains to planes.", 3),
+        ("Name: Ada\nLives in Lisbon.\nPrefers night trains to planes.", 4),
+        ("Name: Ada\nLives in Porto.\nPrefers night trains to planes.", 5),
+    ]
+    assert replaced_once["chars_current"] == len(replaced_once["value"]) and replaced_once["chars_limit"] == 5000
+    [rethought] = answers["memory_rethink"]
+    assert (rethought["label"], rethought["value"]) == ("persona", "I plan trips by rail.")
+    [view] = answers["core_memory_view"]
+    for block in (
+        "<value>\nI plan trips by rail.\n</value>",
+        "<value>\nName: Ada\nLives in Porto.\nPrefers night trains to planes.\n</value>",
+        "- read_only=true",
+        "<value>\nAnswer in English.\n</value>",
+    ):
+        assert block in view["text"], block
+
+    cabin = "Booked sleeper cabin 14 on the Lisbon-Madrid night train for 3 May."
+    seasick = "Ada gets seasick on ferries; prefers land routes."
+    assert [stored["created"] for stored in answers["archival_memory_insert"]] == [True, True]
+    by_meaning, by_words_and_tag = answers["archival_memory_search"]
+    assert by_meaning["results"][0]["content"] == seasick
+    assert [(hit["content"], hit["tags"]) for hit in by_words_and_tag["results"]] == [(cabin, ["trips", "trains"])]
+
+    assert [(message["conversation"], message["ordinal"]) for message in answers["conversation_record"]] == [
+        ("rail-2025", 1),
+        ("rail-2025", 2),
+    ]
+    [found] = answers["conversation_search"]
+    request = "Find me a sleeper from Lisbon to Madrid for early May."
+    reply = "The Lusitania night train is gone; the best option is a day train to Badajoz and an overnight coach."
+    hits = {hit["role"]: hit for hit in found["results"]}
+    assert {role: hit["text"] for role, hit in hits.items()} == {"user": request, "assistant": reply}
+    assert hits["assistant"]["before"] == f"user: {request}" and hits["user"]["after"] == f"assistant: {reply}"
+    assert all(hit["conversation"] == "rail-2025" for hit in found["results"])
+
+    [listed] = answers["agent_list"]
+    assert [agent["name"] for agent in listed["agents"]] == ["travel"]
+    assert answers["agent_delete"] == [{"name": "travel", "blocks_deleted": 3}]
 
 
 def test_command_line_examples_run(

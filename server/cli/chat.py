@@ -5,18 +5,43 @@ Replies go to stdout; the spinner and the dimmed tool trace go to stderr, drawn 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import sys
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
-from engram.server.runtime import open_runtime
-from engram.server.send_message import agent_config, llm_chooser
-from engram.server.settings import Settings
-from engram.storage.errors import ConfigurationError, EngramError
-from engram.tools.loop.turn import current_summary, send_message, summarize_conversation
+if TYPE_CHECKING:
+    from engram.server.settings import Settings
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    chat = commands.add_parser("chat", parents=[common], help="chat with an agent in the terminal (needs a model)")
+    chat.add_argument("agent", help="the agent to talk to (created if new)")
+    chat.add_argument("--model", help="litellm model for this chat (default: the agent's, else llm_model)")
+    chat.add_argument("--conversation", help="conversation name (default: 'default')")
+    chat.set_defaults(run=_chat)
+
+    summarize = commands.add_parser(
+        "summarize", parents=[common], help="summarize the oldest in-context messages of an agent's conversation now"
+    )
+    summarize.add_argument("agent")
+    summarize.add_argument(
+        "--model", help="litellm model that writes the summary (default: the agent's, else llm_model)"
+    )
+    summarize.add_argument("--conversation", help="conversation name (default: 'default')")
+    summarize.set_defaults(run=_summarize)
+
+
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    return chat(settings, args.agent, args.conversation, args.model, args.principal)
+
+
+def _summarize(settings: Settings, args: argparse.Namespace) -> int:
+    return summarize(settings, args.agent, args.conversation, args.model, args.principal)
 
 
 def _dim(text: str) -> str:
@@ -34,21 +59,34 @@ async def _spin(status: list[str]) -> None:
 def chat(
     settings: Settings, agent: str, conversation: str | None, model: str | None, principal: str | None = None
 ) -> int:
+    """Chat as `principal` with its agent (created if new) until an empty line or end of input.
+
+    A turn that fails for its own reasons (a message too long, the model timing out or rate-limited) is
+    reported on stderr and the chat goes on; the exit status is then 1. An error no later turn could
+    escape (no model or key configured, the agent gone) ends the chat at once with status 1.
+    """
+    from engram.server.runtime import open_runtime
+    from engram.server.send_message import agent_config, llm_chooser
+    from engram.storage.errors import ConfigurationError, EngramError, NotFoundError
+    from engram.tools.loop.turn import current_summary, ensure_agent, send_message
+
     async def run() -> int:
         async with open_runtime(settings, background=True) as runtime:
             scope = await runtime.scope(principal)
+            await ensure_agent(scope, agent)
             choose = llm_chooser(settings, model=model)
             with suppress(EngramError):
                 known = await current_summary(scope, agent, conversation)
                 print(_dim(f"({known.messages} messages so far; in context from #{known.in_context_from})"))
             print(_dim(f"chatting with '{agent}'; an empty line or Ctrl-D ends"), file=sys.stderr)
+            failed = False
             while True:
                 try:
                     line = await asyncio.to_thread(input, "you> ")
                 except EOFError:
-                    return 0
+                    return int(failed)
                 if not line.strip():
-                    return 0
+                    return int(failed)
                 status = ["thinking"]
 
                 async def progress(_step: int, _total: int, text: str, status: list[str] = status) -> None:
@@ -65,11 +103,12 @@ def chat(
                         config=agent_config(settings),
                         progress=progress,
                     )
-                except ConfigurationError as exc:  # no model, no key: nothing else would work either
+                except (ConfigurationError, NotFoundError) as exc:  # every later turn would fail the same way
                     print(f"\rengram: {exc}", file=sys.stderr)
                     return 1
                 except EngramError as exc:
                     print(f"\rengram: {exc}", file=sys.stderr)
+                    failed = True
                     continue
                 finally:
                     spinner.cancel()
@@ -89,6 +128,10 @@ def chat(
 def summarize(
     settings: Settings, agent: str, conversation: str | None, model: str | None, principal: str | None = None
 ) -> int:
+    from engram.server.runtime import open_runtime
+    from engram.server.send_message import agent_config, llm_chooser
+    from engram.tools.loop.turn import summarize_conversation
+
     async def run() -> int:
         async with open_runtime(settings) as runtime:
             scope = await runtime.scope(principal)

@@ -1,7 +1,9 @@
-"""`engram doctor`: check the settings, the data directory, the database and pgvector, and say what is wrong."""
+"""Looking at the database: `engram doctor` checks the settings, the data directory, the database and
+pgvector, and says what is wrong; `engram sql` opens psql on it."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from dataclasses import dataclass
@@ -9,6 +11,36 @@ from pathlib import Path
 
 from engram.server.settings import Settings, config_path
 from engram.storage.errors import EngramError
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    sql = commands.add_parser(
+        "sql", parents=[common], help="open psql on Engram's database (extra arguments go to psql, e.g. -c 'SELECT 1')"
+    )
+    sql.set_defaults(run=_sql, passes_extra_arguments=True)
+
+    doctor = commands.add_parser("doctor", parents=[common], help="check settings, data dir, database and pgvector")
+    doctor.set_defaults(run=_doctor)
+
+
+def _sql(settings: Settings, args: argparse.Namespace) -> int:
+    import subprocess
+
+    from engram.storage.database import prepare_schema, resolve_url
+    from engram.storage.embedded import psql_command
+
+    url, _embedded = resolve_url(settings.sqlalchemy_url(), settings.data_dir)
+    prepare_schema(url)
+    psql = psql_command(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    return subprocess.call([*psql, *args.extra_arguments])
+
+
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    failures = 0
+    for check in run_checks(settings, args.config):
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        failures += not check.ok
+    return 1 if failures else 0
 
 
 @dataclass(frozen=True)

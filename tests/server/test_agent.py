@@ -3,6 +3,10 @@ notifications, litellm's mock responses, and the error that says which model to 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import mcp_types as types
 import pytest
 from mcp.client.client import Client
@@ -11,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from engram.server.app import build_server
-from engram.server.settings import Settings
+from engram.server.settings import Settings, load_settings
 from tests.conftest import call, call_error
 
 pytestmark = pytest.mark.anyio
@@ -78,23 +82,83 @@ async def test_a_sampling_client_runs_the_agent_with_its_own_model_and_sees_each
     assert "step 2: thinking" in logs
 
 
+class TextOnlyHostModel:
+    """A host whose sampling has no tool support: it reads plain text and answers with plain text."""
+
+    def __init__(self) -> None:
+        self.requests: list[types.CreateMessageRequestParams] = []
+
+    async def __call__(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        self.requests.append(params)
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="You own a cat."), model="host"
+        )
+
+
+async def test_a_host_without_tools_in_sampling_gets_no_tools_and_earlier_tool_use_as_text(settings: Settings) -> None:
+    server = build_server(settings)
+    async with Client(server, sampling_callback=HostModel(), sampling_capabilities=TOOLS, mode="legacy") as first:
+        await call(first, "send_message", message="I have a cat.", conversation="pets")
+    host = TextOnlyHostModel()
+    async with Client(
+        server, sampling_callback=host, sampling_capabilities=types.SamplingCapability(), mode="legacy"
+    ) as client:
+        reply = await call(client, "send_message", message="What pet do I have?", conversation="pets")
+    assert (reply["reply"], reply["model"], reply["tools_used"]) == ("You own a cat.", "mcp-sampling", [])
+    [request] = host.requests
+    assert request.tools is None
+    assert "<memory_blocks" in (request.system_prompt or "") and "Owns a cat." in (request.system_prompt or "")
+    kinds = [[block.type for block in message.content_as_list] for message in request.messages]
+    assert all(kind == ["text"] for kind in kinds), kinds
+    texts = [block.text for message in request.messages for block in message.content_as_list if block.type == "text"]
+    assert texts[0] == "I have a cat."
+    assert '[called core_memory_append({"label": "human", "content": "Owns a cat."})]' in texts
+    assert any(text.startswith("[result of core_memory_append] ") and "Owns a cat." in text for text in texts)
+    assert texts[-1] == "What pet do I have?"
+
+
+async def test_a_rate_limited_model_is_reported_as_unavailable_with_what_to_do(
+    database_url: str, tmp_path: Path
+) -> None:
+    overrides = {"database_url": database_url, "data_dir": str(tmp_path), "llm_max_retries": 0}
+    async with Client(build_server(load_settings(overrides=overrides, environ={}))) as client:
+        await call(client, "agent_create", name="limited")
+        set_agent_llm(
+            database_url,
+            "limited",
+            {"model": "openai/gpt-4o-mini", "options": {"mock_response": "litellm.RateLimitError"}},
+        )
+        message = await call_error(client, "send_message", message="hi", agent="limited")
+    assert message == "openai/gpt-4o-mini is rate-limited (after 0 retries); wait and send the message again"
+
+
+def set_agent_llm(database_url: str, agent: str, llm: dict[str, Any]) -> None:
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE agents SET llm = CAST(:llm AS jsonb) WHERE name = :agent"),
+            {"llm": json.dumps(llm), "agent": agent},
+        )
+    engine.dispose()
+
+
 async def test_without_a_model_or_sampling_send_message_names_what_to_configure(client: Client) -> None:
-    message = await call_error(client, "send_message", message="hello")
-    assert "llm_model" in message and "ENGRAM_LLM_MODEL" in message and "sampling" in message
+    assert await call_error(client, "send_message", message="hello") == (
+        "send_message needs a model: set llm_model in config.toml or ENGRAM_LLM_MODEL to a litellm model (e.g. "
+        "'anthropic/claude-sonnet-4-5' with ANTHROPIC_API_KEY set, or 'openai/gpt-4o-mini' with OPENAI_API_KEY), "
+        "or call it from a host that supports MCP sampling"
+    )
 
 
 async def test_an_agents_own_litellm_model_answers_with_mock_responses(settings: Settings, client: Client) -> None:
     await call(client, "agent_create", name="mocked")
-    engine = create_engine(settings.sqlalchemy_url() or "", poolclass=NullPool)
-    with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE agents SET llm = CAST(:llm AS jsonb) WHERE name = 'mocked'"),
-            {
-                "llm": '{"model": "openai/gpt-4o-mini", "context_window": 16000, '
-                '"options": {"mock_response": "Hello from the mock."}}'
-            },
-        )
-    engine.dispose()
+    set_agent_llm(
+        settings.sqlalchemy_url() or "",
+        "mocked",
+        {"model": "openai/gpt-4o-mini", "context_window": 16000, "options": {"mock_response": "Hello from the mock."}},
+    )
     reply = await call(client, "send_message", message="hi", agent="mocked", conversation="c1")
     assert reply["reply"] == "Hello from the mock." and reply["model"] == "openai/gpt-4o-mini"
     transcript = await client.read_resource("engram://agents/mocked/conversations/c1")

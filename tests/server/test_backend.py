@@ -24,15 +24,21 @@ async def test_unreachable_database_is_explained_by_every_tool_without_the_passw
     async with Client(build_server(settings)) as client:
         assert {tool.name for tool in (await client.list_tools()).tools} >= {"core_memory_view"}
         message = await call_error(client, "core_memory_append", label="human", content="x")
-    assert "the database is not available: cannot use the database at" in message
-    assert "127.0.0.1:9" in message and "engram doctor" in message
+    # what failed, where (the password hidden), PostgreSQL's own reason in between, and what to do
+    assert message.startswith(
+        "the database is not available: cannot use the database at postgresql+psycopg://engram:***@127.0.0.1:9/engram: "
+    )
+    assert message.endswith(
+        "; check the URL, that the server is running and that the user may create tables; fix it and restart Engram "
+        "('engram doctor' checks it)"
+    )
     assert "s3cret" not in message
 
 
 def test_defining_the_server_imports_no_database_or_model_libraries() -> None:
     """`engram serve` answers initialize before SQLAlchemy loads; heavy libraries load only when used."""
     probe = (
-        "import sys, server.app, server.cli; "
+        "import sys, engram.server.app, engram.server.cli; "
         "print(sorted(m for m in ('sqlalchemy', 'psycopg', 'alembic', 'litellm', 'fastembed') if m in sys.modules))"
     )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)

@@ -42,10 +42,13 @@ async def test_resource_templates_are_listed(client: Client) -> None:
 
 
 async def test_unknown_agent_or_block_resource_is_not_found_with_a_hint(client: Client) -> None:
-    with pytest.raises(MCPError, match="agent 'ghost' does not exist"):
+    with pytest.raises(
+        MCPError,
+        match=r"^agent 'ghost' does not exist; call agent_list to see your agents, or agent_create to make it$",
+    ):
         await client.read_resource("engram://agents/ghost/memory")
     await call(client, "core_memory_view")
-    with pytest.raises(MCPError, match="agent 'default' has no block 'diary'"):
+    with pytest.raises(MCPError, match=r"^agent 'default' has no block 'diary'; its blocks are: 'persona', 'human'$"):
         await client.read_resource("engram://agents/default/blocks/diary")
 
 

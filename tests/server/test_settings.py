@@ -67,3 +67,43 @@ def test_config_example_documents_every_setting_and_loads() -> None:
         assert f"{key} =" in text, f"config.example.toml does not mention {key}"
     assert load_settings(EXAMPLE, environ={}) == load_settings(environ={"ENGRAM_CONFIG": str(EXAMPLE)})
     assert load_settings(EXAMPLE, environ={}).model_dump() == Settings().model_dump(), "example shows the defaults"
+
+
+def test_a_token_for_the_local_principal_is_refused_naming_what_to_do_instead(tmp_path: Path) -> None:
+    reserved = (
+        "principal 'local' is reserved for the local user (stdio, the CLI, and HTTP without tokens): a token for "
+        "it would open that user's memory over HTTP; give the token another principal, such as the name of the "
+        "person or service that uses it"
+    )
+    with pytest.raises(SettingsError) as from_environment:
+        load_settings(environ={"ENGRAM_TOKENS": "alice=alice-token-0123456789,local=local-token-0123456789"})
+    assert str(from_environment.value) == (
+        f"invalid setting 'tokens' (from environment variable ENGRAM_TOKENS): Value error, {reserved}"
+    )
+    config = tmp_path / "config.toml"
+    config.write_text('tokens = { local = "local-token-0123456789" }\n')
+    with pytest.raises(SettingsError) as from_file:
+        load_settings(config, environ={})
+    assert str(from_file.value) == f"invalid setting 'tokens' (from {config}): Value error, {reserved}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["my agent", "-dash-first", "x" * 101, "", "agent/1"],
+    ids=["space", "dash-first", "101-chars", "empty", "slash"],
+)
+def test_a_default_agent_name_the_agent_tools_would_refuse_is_named_with_its_source(tmp_path: Path, name: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'default_agent = "{name}"\n')
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, environ={})
+    assert str(raised.value) == (
+        f"invalid setting 'default_agent' (from {config}): Value error, agent name {name[:120]!r} is not valid: "
+        "use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    )
+    with pytest.raises(SettingsError, match=r"^invalid setting 'default_agent' \(from environment variable "):
+        load_settings(environ={"ENGRAM_DEFAULT_AGENT": name})
+
+
+def test_a_default_agent_name_the_agent_tools_accept_loads() -> None:
+    assert load_settings(environ={"ENGRAM_DEFAULT_AGENT": "notes_2025.v1-a"}).default_agent == "notes_2025.v1-a"

@@ -38,7 +38,10 @@ async def test_archival_and_recall_memory_find_what_was_stored(connection: Clien
 
 
 async def test_errors_reach_the_model_as_tool_errors(connection: Client) -> None:
-    assert "agent 'ghost' does not exist" in await call_error(connection, "core_memory_view", agent="ghost")
-    assert "no text 'tea'" in await call_error(
-        connection, "core_memory_replace", label="human", old_content="tea", new_content="coffee"
+    assert await call_error(connection, "core_memory_view", agent="ghost") == (
+        "agent 'ghost' does not exist; call agent_list to see your agents, or agent_create to make it"
+    )
+    assert (
+        await call_error(connection, "core_memory_replace", label="human", old_content="tea", new_content="coffee")
+        == "block 'human' has no text 'tea'; call core_memory_view to see its current value"
     )

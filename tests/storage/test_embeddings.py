@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy
@@ -30,7 +31,11 @@ async def test_the_default_model_embeds_offline_into_unit_vectors(tmp_path: Path
 
 async def test_an_unknown_fastembed_model_is_a_clear_error(tmp_path: Path) -> None:
     embedder = make_embedder("fastembed", "nobody/no-such-model", tmp_path / "models")
-    with pytest.raises(BackendUnavailableError, match="'nobody/no-such-model' could not be loaded"):
+    with pytest.raises(
+        BackendUnavailableError,
+        match=rf"^the embedding model 'nobody/no-such-model' could not be loaded \(.+\); the default "
+        rf"'{re.escape(DEFAULT_MODEL)}' works offline, other models need a network on first use$",
+    ):
         await embedder.embed(["x"])
 
 

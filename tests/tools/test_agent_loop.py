@@ -11,11 +11,12 @@ from sqlalchemy import select
 from engram.server.runtime import open_runtime
 from engram.server.settings import Settings
 from engram.storage.schema import Message
-from engram.tools.loop.functions import tool_schemas
+from engram.tools.loop.functions import TOOLS, tool_schemas
 from engram.tools.loop.llm import LLMReply, ToolCall
 from engram.tools.loop.turn import AgentConfig, AgentReply, send_message
 from engram.tools.memory.core import read_block
 from engram.tools.scope import Scope
+from tests.conftest import Invalid
 from tests.tools.scripted_llm import ScriptedLLM, call, say
 
 pytestmark = pytest.mark.anyio
@@ -66,9 +67,13 @@ async def test_a_failing_tool_call_reaches_the_model_as_an_error_it_can_correct(
     assert reply.reply == "Fixed."
     assert [use.ok for use in reply.tools_used] == [False, False, False, True]
     errors = [str(prompt[-1]["content"]) for prompt in llm.prompts[1:4]]
-    assert "has no text 'coffee'" in errors[0] and "core_memory_view" in errors[0]
-    assert "there is no tool 'no_such_tool'" in errors[1] and "core_memory_append" in errors[1]
-    assert "invalid arguments for memory_rethink" in errors[2]
+    assert errors[0] == "error: block 'human' has no text 'coffee'; call core_memory_view to see its current value"
+    assert errors[1] == f"error: there is no tool 'no_such_tool'; the tools are: {', '.join(TOOLS)}"
+    assert "core_memory_append, " in errors[1]
+    assert errors[2] == (
+        "error: invalid arguments for memory_rethink: Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)"
+    )
 
 
 async def test_the_loop_stops_at_the_step_limit_with_every_call_answered(scope: Scope) -> None:
@@ -117,4 +122,7 @@ async def test_the_agent_edits_only_its_own_memory(scope: Scope) -> None:
         assert "agent" not in schema["function"]["parameters"]["properties"], schema["function"]["name"]
     llm = ScriptedLLM([call("core_memory_append", label="human", content="x", agent="other"), say("ok")])
     reply = await ask(scope, llm, "hi")
-    assert not reply.tools_used[0].ok and "agent" in str(llm.prompts[1][-1]["content"])
+    assert not reply.tools_used[0].ok
+    refusal = str(llm.prompts[1][-1]["content"])
+    assert refusal.startswith("error: invalid arguments for core_memory_append: ")
+    assert Invalid("agent", "Extra inputs are not permitted").found_in(refusal)

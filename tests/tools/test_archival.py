@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from engram.server.app import build_server
-from engram.server.settings import load_settings
-from tests.conftest import call, call_error
+from engram.server.settings import Settings, load_settings
+from tests.conftest import Invalid, call, call_error, index_use, says
 
 pytestmark = pytest.mark.anyio
 
@@ -25,6 +25,7 @@ NOTES = [
     "The wifi password at the cabin is written inside the fuse box door.",
     "Dentist appointment moved to the second Tuesday of April.",
 ]
+CANDIDATES = 100  # how deep each leg of a search looks (pages reach down to the 100 best matches)
 
 
 async def insert(client: Client, content: str, **arguments: Any) -> str:
@@ -131,38 +132,54 @@ async def test_filtered_search_returns_min_of_top_k_and_matches(
     assert indexes == ([("ix_passages_embedding_384",)] if exact_scan_limit < 40 else [])
 
 
-async def test_the_hnsw_path_is_used_and_agrees_with_the_exact_scan(database_url: str, tmp_path: Path) -> None:
-    answers = {}
-    for limit in (0, 10_000):  # the index (made at the first insert) for every search, then exact scans
-        settings = load_settings(
-            overrides={"database_url": database_url, "data_dir": str(tmp_path), "archival_exact_scan_limit": limit},
-            environ={},
-        )
-        async with Client(build_server(settings)) as client:
-            if not limit:
-                for note in NOTES:
-                    await insert(client, note)
-            answers[limit] = [hit["id"] for hit in await search(client, "what should guests not be served?")]
-    assert answers[0] == answers[10_000]
-    engine = create_engine(database_url, poolclass=NullPool)
-    with engine.begin() as connection:  # the search's ORDER BY can use the index (a table this small is
-        connection.execute(text("SET LOCAL enable_seqscan = off"))  # otherwise read whole)
-        plan = connection.execute(
-            text(
-                "EXPLAIN SELECT id FROM passages WHERE vector_dims(embedding) = 384 ORDER BY "
-                "(embedding::vector(384)) <=> (SELECT embedding FROM passages LIMIT 1)::vector(384) LIMIT 5"
-            )
-        ).all()
-    engine.dispose()
-    assert "ix_passages_embedding_384" in "\n".join(row[0] for row in plan)
+def many_notes(count: int) -> list[str]:
+    """NOTES and enough varied filler for an agent to outgrow a small exact-scan limit."""
+    subjects = ["the garden", "the bike", "the flat", "the car", "work", "the choir", "the allotment", "taxes"]
+    chores = ["a repair", "a payment", "a meeting", "a reminder", "a purchase", "a booking"]
+    filler = [
+        f"Note {n} about {subjects[n % len(subjects)]}: {chores[n % len(chores)]} due in week {n % 52 + 1}."
+        for n in range(count - len(NOTES))
+    ]
+    return [*NOTES, *filler]
+
+
+async def test_the_hnsw_index_answers_a_large_agent_with_the_exact_scans_results(
+    database_url: str, tmp_path: Path
+) -> None:
+    def with_limit(limit: int) -> Settings:
+        overrides = {"database_url": database_url, "data_dir": str(tmp_path), "archival_exact_scan_limit": limit}
+        return load_settings(overrides=overrides, environ={})
+
+    # 120 passages: more than a search's CANDIDATES, so the index can answer on its own (with fewer rows
+    # than that, the index path always falls back to the exact scan)
+    async with Client(build_server(with_limit(20))) as client:
+        for note in many_notes(120):
+            await insert(client, note)
+    index = "ix_passages_embedding_384"  # built when the agent passed 20 passages
+    before = index_use(database_url, index)
+    query = "which seafood must I avoid cooking for my partner?"
+    async with Client(build_server(with_limit(20))) as client:
+        by_index = await call(client, "archival_memory_search", query=query, top_k=50)
+    scans, entries = index_use(database_url, index)
+    # one scan of the index, which returned all 100 candidates: the index answered, with no exact fallback
+    assert (scans - before[0], entries - before[1]) == (1, CANDIDATES)
+    async with Client(build_server(with_limit(10_000))) as client:
+        exact = await call(client, "archival_memory_search", query=query, top_k=50)
+    assert index_use(database_url, index) == (scans, entries)  # the exact scan never touches the index
+    assert by_index["results"][0]["content"] == NOTES[0]
+    assert by_index == exact
 
 
 async def test_delete_removes_a_passage_once(client: Client) -> None:
     passage_id = await insert(client, NOTES[3])
     assert await call(client, "archival_memory_delete", id=passage_id) == {"id": passage_id, "deleted": True}
     assert await search(client, "window seat") == []
-    assert "has no archival passage" in await call_error(client, "archival_memory_delete", id=passage_id)
-    assert "is not a passage id" in await call_error(client, "archival_memory_delete", id="42")
+    assert await call_error(client, "archival_memory_delete", id=passage_id) == (
+        f"agent 'default' has no archival passage '{passage_id}'; archival_memory_search shows passage ids"
+    )
+    assert await call_error(client, "archival_memory_delete", id="42") == (
+        "'42' is not a passage id; ids look like 'a3f1c2d4-…' (see archival_memory_search)"
+    )
 
 
 async def test_agents_do_not_see_each_others_passages(client: Client) -> None:
@@ -170,36 +187,76 @@ async def test_agents_do_not_see_each_others_passages(client: Client) -> None:
     passage_id = await insert(client, "The staging database password rotates monthly.", agent="work")
     assert await search(client, "staging database password") == []
     assert (await search(client, "staging database password", agent="work"))[0]["id"] == passage_id
-    assert "has no archival passage" in await call_error(client, "archival_memory_delete", id=passage_id)
+    assert await call_error(client, "archival_memory_delete", id=passage_id) == (
+        f"agent 'default' has no archival passage '{passage_id}'; archival_memory_search shows passage ids"
+    )
 
 
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        ("archival_memory_insert", {"content": ""}, "'content' is empty"),
-        ("archival_memory_insert", {"content": "x" * 100_001}, "over the maximum of 100000"),
-        ("archival_memory_insert", {"content": "ok", "tags": [""]}, "tag '' is not valid"),
-        ("archival_memory_insert", {"content": "ok", "tags": [f"t{n}" for n in range(21)]}, "use at most 20"),
-        ("archival_memory_insert", {"content": "ok", "agent": "ghost"}, "agent 'ghost' does not exist"),
-        ("archival_memory_search", {"query": " "}, "'query' is empty"),
-        ("archival_memory_search", {"query": "q" * 2001}, "over the maximum of 2000"),
-        ("archival_memory_search", {"query": "q", "top_k": 0}, "top_k"),
-        ("archival_memory_search", {"query": "q", "top_k": 51}, "top_k"),
-        ("archival_memory_search", {"query": "q", "tag_match": "some"}, "tag_match"),
-        ("archival_memory_search", {"query": "q", "start_datetime": "yesterday"}, "not an ISO 8601 date"),
+        ("archival_memory_insert", {"content": ""}, "'content' is empty; pass the text to use"),
+        (
+            "archival_memory_insert",
+            {"content": "x" * 100_001},
+            "'content' is 100001 characters, over the maximum of 100000; send a shorter text",
+        ),
+        ("archival_memory_insert", {"content": "ok", "tags": [""]}, "tag '' is not valid: use 1-50 characters"),
+        (
+            "archival_memory_insert",
+            {"content": "ok", "tags": [f"t{n}" for n in range(21)]},
+            "21 tags given; use at most 20",
+        ),
+        (
+            "archival_memory_insert",
+            {"content": "ok", "agent": "ghost"},
+            "agent 'ghost' does not exist; call agent_list to see your agents, or agent_create to make it",
+        ),
+        ("archival_memory_search", {"query": " "}, "'query' is empty; pass the text to use"),
+        (
+            "archival_memory_search",
+            {"query": "q" * 2001},
+            "'query' is 2001 characters, over the maximum of 2000; send a shorter text",
+        ),
+        (
+            "archival_memory_search",
+            {"query": "q", "top_k": 0},
+            Invalid("top_k", "Input should be greater than or equal to 1"),
+        ),
+        (
+            "archival_memory_search",
+            {"query": "q", "top_k": 51},
+            Invalid("top_k", "Input should be less than or equal to 50"),
+        ),
+        (
+            "archival_memory_search",
+            {"query": "q", "tag_match": "some"},
+            Invalid("tag_match", "Input should be 'any' or 'all'"),
+        ),
+        (
+            "archival_memory_search",
+            {"query": "q", "start_datetime": "yesterday"},
+            "start_datetime 'yesterday' is not an ISO 8601 date or date-time; use e.g. '2025-01-31' or "
+            "'2025-01-31T09:30:00Z'",
+        ),
         (
             "archival_memory_search",
             {"query": "q", "start_datetime": "2025-02-01", "end_datetime": "2025-01-01"},
-            "end_datetime 2025-01-01 is before start_datetime 2025-02-01",
+            "end_datetime 2025-01-01 is before start_datetime 2025-02-01; swap them or widen the range",
         ),
-        ("archival_memory_search", {"query": "q", "page": 11}, "starts past the 100 best matches"),
+        (
+            "archival_memory_search",
+            {"query": "q", "page": 11},
+            "page 11 with top_k 10 starts past the 100 best matches; narrow the query or the filters instead of "
+            "paging further",
+        ),
     ],
 )
-async def test_bad_input_is_refused_and_stores_nothing(
-    client: Client, database_url: str, tool: str, arguments: dict[str, Any], expected: str
+async def test_bad_input_is_refused_with_what_to_change_and_stores_nothing(
+    client: Client, database_url: str, tool: str, arguments: dict[str, Any], expected: str | Invalid
 ) -> None:
     await insert(client, NOTES[0])
-    assert expected in await call_error(client, tool, **arguments)
+    assert says(await call_error(client, tool, **arguments), expected)
     assert sql(database_url, "SELECT count(*) FROM passages")[0][0] == 1
 
 

@@ -9,7 +9,7 @@ from mcp.client.client import Client
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import call, call_error
+from tests.conftest import Invalid, call, call_error, says
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +49,7 @@ async def test_core_memory_replace_replaces_every_occurrence_and_empty_deletes(c
 async def test_replace_of_missing_text_names_the_block_and_changes_nothing(client: Client) -> None:
     before = await call(client, "memory_rethink", label="human", new_memory="Likes coffee")
     message = await call_error(client, "core_memory_replace", label="human", old_content="tea", new_content="x")
-    assert "block 'human' has no text 'tea'" in message and "core_memory_view" in message
+    assert message == "block 'human' has no text 'tea'; call core_memory_view to see its current value"
     after = await call(client, "memory_insert", label="human", new_str="probe", insert_line=0)
     assert after["version"] == before["version"] + 1  # no write happened in between
 
@@ -64,22 +64,32 @@ async def test_memory_insert_places_text_at_a_line(client: Client) -> None:
     )
     assert (await call(client, "memory_insert", label="human", new_str="four"))["value"].endswith("three\nfour")
     message = await call_error(client, "memory_insert", label="human", new_str="x", insert_line=9)
-    assert "insert_line 9 is past the end of block 'human', which has 5 lines" in message
+    assert message == (
+        "insert_line 9 is past the end of block 'human', which has 5 lines; use a number from 0 to 5, or -1 for the end"
+    )
 
 
 async def test_memory_replace_needs_exactly_one_match(client: Client) -> None:
     await call(client, "memory_rethink", label="human", new_memory="likes tea\nowns a tea pot")
     message = await call_error(client, "memory_replace", label="human", old_str="tea", new_str="coffee")
-    assert "occurs 2 times" in message and "lines [1, 2]" in message
+    assert message == (
+        "'tea' occurs 2 times in block 'human' (lines [1, 2]); include more surrounding text so it is unique, "
+        "or use core_memory_replace to replace every occurrence"
+    )
     result = await call(client, "memory_replace", label="human", old_str="likes tea", new_str="likes coffee")
     assert result["value"] == "likes coffee\nowns a tea pot"
-    assert "has no text" in await call_error(client, "memory_replace", label="human", old_str="cocoa", new_str="x")
+    assert await call_error(client, "memory_replace", label="human", old_str="cocoa", new_str="x") == (
+        "block 'human' has no text 'cocoa'; call core_memory_view to see its current value"
+    )
 
 
 async def test_append_past_the_limit_is_refused_with_both_sizes(client: Client) -> None:
     await call(client, "agent_create", name="small", blocks=[{"label": "notes", "value": "12345", "limit": 10}])
     message = await call_error(client, "core_memory_append", agent="small", label="notes", content="abcdef")
-    assert "would hold 12 characters, over its limit of 10 (it holds 5 now)" in message
+    assert message == (
+        "block 'notes' would hold 12 characters, over its limit of 10 (it holds 5 now); shorten the text, or make "
+        "room first with core_memory_replace or memory_rethink"
+    )
     view = (await call(client, "core_memory_view", agent="small"))["text"]
     assert "<value>\n12345\n</value>" in view
 
@@ -95,7 +105,7 @@ async def test_read_only_blocks_refuse_every_edit(client: Client) -> None:
     ]
     for tool, arguments in edits:
         message = await call_error(client, tool, agent="ro", label="rules", **arguments)
-        assert "block 'rules' of agent 'ro' is read-only" in message
+        assert message == "block 'rules' of agent 'ro' is read-only; it cannot be edited", tool
     assert "<value>\nBe kind.\n</value>" in (await call(client, "core_memory_view", agent="ro"))["text"]
     assert "- read_only=true" in (await call(client, "core_memory_view", agent="ro"))["text"]
 
@@ -103,24 +113,40 @@ async def test_read_only_blocks_refuse_every_edit(client: Client) -> None:
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
-        ({"label": "human", "content": ""}, "'content' is empty"),
-        ({"label": "human", "content": "   "}, "'content' is empty"),
-        ({"label": "human", "content": "x" * 100_001}, "'content' is 100001 characters, over the maximum of 100000"),
-        ({"label": "human", "content": "a\x00b"}, "NUL character"),
+        ({"label": "human", "content": ""}, "'content' is empty; pass the text to use"),
+        ({"label": "human", "content": "   "}, "'content' is empty; pass the text to use"),
+        (
+            {"label": "human", "content": "x" * 100_001},
+            "'content' is 100001 characters, over the maximum of 100000; send a shorter text",
+        ),
+        (
+            {"label": "human", "content": "a\x00b"},
+            "'content' contains a NUL character (\\x00), which cannot be stored; remove it",
+        ),
         ({"label": "nope", "content": "x"}, "agent 'default' has no block 'nope'; its blocks are: 'persona', 'human'"),
-        ({"label": "bad label!", "content": "x"}, "block label 'bad label!' is not valid"),
-        ({"label": "human", "content": "x", "agent": "ghost"}, "agent 'ghost' does not exist"),
-        ({"label": "human", "content": "x", "agent": "../etc"}, "agent name '../etc' is not valid"),
-        ({"label": 123, "content": "x"}, "label"),
-        ({"content": "x"}, "label"),
+        (
+            {"label": "bad label!", "content": "x"},
+            "block label 'bad label!' is not valid: use 1-50 letters, digits, '_', '.' or '-' (e.g. 'human')",
+        ),
+        (
+            {"label": "human", "content": "x", "agent": "ghost"},
+            "agent 'ghost' does not exist; call agent_list to see your agents, or agent_create to make it",
+        ),
+        (
+            {"label": "human", "content": "x", "agent": "../etc"},
+            "agent name '../etc' is not valid: use 1-100 letters, digits, '_', '.' or '-', starting with a letter "
+            "or digit",
+        ),
+        ({"label": 123, "content": "x"}, Invalid("label", "Input should be a valid string")),
+        ({"content": "x"}, Invalid("label", "Field required")),
     ],
 )
 async def test_bad_input_gets_a_clear_error_and_changes_nothing(
-    client: Client, arguments: dict[str, Any], expected: str
+    client: Client, arguments: dict[str, Any], expected: str | Invalid
 ) -> None:
     before = (await call(client, "core_memory_view"))["text"]
     message = await call_error(client, "core_memory_append", **arguments)
-    assert expected in message
+    assert says(message, expected)
     assert (await call(client, "core_memory_view"))["text"] == before
 
 
@@ -155,15 +181,21 @@ async def test_agents_keep_their_memories_apart(client: Client) -> None:
 
 async def test_agent_create_twice_is_a_conflict(client: Client) -> None:
     await call(client, "agent_create", name="twice")
-    assert "agent 'twice' already exists" in await call_error(client, "agent_create", name="twice")
+    assert await call_error(client, "agent_create", name="twice") == (
+        "agent 'twice' already exists; use it as it is, or pick another name"
+    )
 
 
 async def test_agent_delete_removes_its_blocks_and_the_name_is_free_again(client: Client) -> None:
     await call(client, "agent_create", name="gone", human="old")
     deleted = await call(client, "agent_delete", name="gone")
     assert deleted == {"name": "gone", "blocks_deleted": 2}
-    assert "agent 'gone' does not exist" in await call_error(client, "core_memory_view", agent="gone")
-    assert "agent 'gone' does not exist" in await call_error(client, "agent_delete", name="gone")
+    assert await call_error(client, "core_memory_view", agent="gone") == (
+        "agent 'gone' does not exist; call agent_list to see your agents, or agent_create to make it"
+    )
+    assert await call_error(client, "agent_delete", name="gone") == (
+        "agent 'gone' does not exist; call agent_list to see your agents"
+    )
     created = await call(client, "agent_create", name="gone")
     assert [b["label"] for b in created["blocks"]] == ["persona", "human"]
 

@@ -157,7 +157,54 @@ def test_zip_without_conversations_json_is_rejected(tmp_path: Path) -> None:
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("chat.html", "<html></html>")
-    with pytest.raises(InvalidInputError, match=r"export\.zip holds no conversations\.json"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^export\.zip holds no conversations\.json; pass the \.zip the service emailed, or the extracted "
+        r"conversations\.json$",
+    ):
+        read_export(archive)
+
+
+def test_a_zip_member_over_the_size_cap_is_refused_naming_it_its_size_and_the_cap(tmp_path: Path) -> None:
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
+        with zipped.open("data/conversations.json", "w") as member:  # 250 MB of spaces: a few hundred kB zipped
+            for _ in range(250):
+                member.write(b" " * 1_000_000)
+            member.write(b"[]")
+    message = (
+        "export.zip/data/conversations.json is 250000002 bytes; exports over 250000000 bytes are not imported: "
+        "split it into smaller files and import each one"
+    )
+    for read in (read_export, detect_format):
+        with pytest.raises(InvalidInputError) as raised:
+            read(archive)
+        assert str(raised.value) == message
+
+
+def test_a_file_over_the_size_cap_is_refused_naming_its_size_and_the_cap(tmp_path: Path) -> None:
+    export = tmp_path / "conversations.json"
+    with export.open("wb") as sparse:  # no data written: reading it would give 250 MB of NUL bytes
+        sparse.truncate(250_000_001)
+    with pytest.raises(InvalidInputError) as raised:
+        read_export(export)
+    assert str(raised.value) == (
+        "conversations.json is 250000001 bytes; exports over 250000000 bytes are not imported: split it into "
+        "smaller files and import each one"
+    )
+
+
+def test_a_zip_whose_header_understates_its_member_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "export.zip"
+    content = CLAUDE.read_bytes()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("conversations.json", content)
+    data = bytearray(archive.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the central directory entry: its uncompressed size is at offset 24
+    data[central + 24 : central + 28] = (10).to_bytes(4, "little")
+    archive.write_bytes(bytes(data))
+    assert zipfile.ZipFile(archive).getinfo("conversations.json").file_size == 10 < len(content)
+    with pytest.raises(InvalidInputError, match=r"^export\.zip is not a readable zip archive \(Bad CRC-32"):
         read_export(archive)
 
 
@@ -182,7 +229,11 @@ def test_explicit_format_skips_detection(tmp_path: Path) -> None:
     log = tmp_path / "chat.log"
     log.write_text('{"conversation": "c", "content": "hi", "role": "user"}\n')
     assert texts(read_export(log, "jsonl")[0]) == ["hi"]
-    with pytest.raises(InvalidInputError, match="not valid JSON"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^chat\.jsonl is not valid JSON \(line 2, column 1: Extra data\); pass the conversations\.json from "
+        r"the export; for JSON Lines name the file \.jsonl or use --format jsonl$",
+    ):
         read_export(JSONL, "claude")
 
 

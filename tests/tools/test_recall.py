@@ -14,14 +14,15 @@ import pytest
 from mcp.client.client import Client
 from sqlalchemy import text
 
+from engram.server.app import build_server
 from engram.server.runtime import open_runtime
-from engram.server.settings import Settings
+from engram.server.settings import Settings, load_settings
 from engram.storage import messages as message_repo
 from engram.tools.ingest.history import import_history
 from engram.tools.memory.embedding_queue import embed_pending
 from engram.tools.memory.recall import record_message
 from engram.tools.scope import Scope
-from tests.conftest import call, call_error
+from tests.conftest import Invalid, call, call_error, index_use, says
 
 pytestmark = pytest.mark.anyio
 
@@ -177,6 +178,39 @@ async def test_pages_are_stable_and_disjoint(client: Client, settings: Settings)
     assert [hit["id"] for hit in again["results"]] == [hit["id"] for hit in pages[1]["results"]]
 
 
+async def test_the_hnsw_index_answers_a_large_agent_with_the_exact_scans_results(
+    database_url: str, tmp_path: Path
+) -> None:
+    def with_limit(limit: int) -> Settings:
+        overrides = {"database_url": database_url, "data_dir": str(tmp_path), "archival_exact_scan_limit": limit}
+        return load_settings(overrides=overrides, environ={})
+
+    subjects = ["the garden", "the bike", "the flat", "the car", "work", "the choir", "the allotment", "taxes"]
+    said = ["My sister Lena is allergic to shellfish, so no prawns or mussels when she visits."] + [
+        f"Day {n}: we talked about {subjects[n % len(subjects)]} and what is due in week {n % 52 + 1}."
+        for n in range(119)
+    ]  # more messages than a search's 100 candidates, so the index can answer without the exact fallback
+    async with Client(build_server(with_limit(20))) as client:
+        for content in said:
+            await call(client, "conversation_record", role="user", content=content)
+    await embed_all(with_limit(20))  # embedding builds the index once the agent has more than 20 embedded
+    async with local_scope(with_limit(20)) as scope, scope.sessions.begin() as session:
+        await session.execute(text("ANALYZE messages"))  # settled statistics: both searches weigh words alike
+    index = "ix_messages_embedding_384"
+    before = index_use(database_url, index)
+    query = "which seafood must Lena avoid?"
+    async with Client(build_server(with_limit(20))) as client:
+        by_index = await call(client, "conversation_search", query=query, limit=50)
+    scans, entries = index_use(database_url, index)
+    # one scan of the index, which returned all 100 candidates: the index answered, with no exact fallback
+    assert (scans - before[0], entries - before[1]) == (1, 100)
+    async with Client(build_server(with_limit(10_000))) as client:
+        exact = await call(client, "conversation_search", query=query, limit=50)
+    assert index_use(database_url, index) == (scans, entries)  # the exact scan never touches the index
+    assert by_index["results"][0]["text"] == said[0]
+    assert by_index == exact
+
+
 async def test_a_long_message_is_shown_around_the_words_searched_for(client: Client) -> None:
     long_text = "Filler sentence about nothing in particular. " * 60 + "The spare key is under the blue flowerpot."
     await call(client, "conversation_record", role="user", content=long_text)
@@ -196,37 +230,69 @@ async def test_answers_stay_within_the_host_budget(client: Client) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"query": "  "}, "'query' is empty"),
-        ({"query": "x", "start_date": "March 3rd"}, "start_date 'March 3rd' is not an ISO 8601 date"),
-        ({"query": "x", "start_date": "2024-05-02", "end_date": "2024-05-01"}, "end_date 2024-05-01 is before"),
-        ({"query": "x", "conversation": "nope"}, "agent 'default' has no conversation 'nope'"),
-        ({"query": "x", "limit": 10, "page": 11}, "starts past the 100 best matches"),
-        ({"query": "x", "roles": ["robot"]}, "roles"),
-        ({"query": "x", "agent": "ghost"}, "agent 'ghost' does not exist"),
+        ({"query": "  "}, "'query' is empty; pass the text to use"),
+        (
+            {"query": "x", "start_date": "March 3rd"},
+            "start_date 'March 3rd' is not an ISO 8601 date or date-time; use e.g. '2025-01-31' or "
+            "'2025-01-31T09:30:00Z'",
+        ),
+        (
+            {"query": "x", "start_date": "2024-05-02", "end_date": "2024-05-01"},
+            "end_date 2024-05-01 is before start_date 2024-05-02; swap them or widen the range",
+        ),
+        (
+            {"query": "x", "conversation": "nope"},
+            "agent 'default' has no conversation 'nope'; engram://agents/default/conversations lists them",
+        ),
+        (
+            {"query": "x", "limit": 10, "page": 11},
+            "page 11 with limit 10 starts past the 100 best matches; narrow the query, the dates or the "
+            "conversation instead of paging further",
+        ),
+        (
+            {"query": "x", "roles": ["robot"]},
+            Invalid("roles.0", "Input should be 'user', 'assistant', 'tool' or 'system'"),
+        ),
+        (
+            {"query": "x", "agent": "ghost"},
+            "agent 'ghost' does not exist; call agent_list to see your agents, or agent_create to make it",
+        ),
     ],
 )
-async def test_bad_search_input_gets_a_clear_error(client: Client, arguments: dict[str, Any], message: str) -> None:
-    assert message in await call_error(client, "conversation_search", **arguments)
+async def test_bad_search_input_gets_a_clear_error(
+    client: Client, arguments: dict[str, Any], message: str | Invalid
+) -> None:
+    assert says(await call_error(client, "conversation_search", **arguments), message)
 
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"role": "user", "content": ""}, "'content' is empty"),
-        ({"role": "user", "content": "x" * 200_001}, "over the maximum of"),
-        ({"role": "user", "content": "a\x00b"}, "NUL character"),
-        ({"role": "narrator", "content": "hi"}, "role"),
+        ({"role": "user", "content": ""}, "'content' is empty; pass the text to use"),
+        (
+            {"role": "user", "content": "x" * 200_001},
+            "'content' is 200001 characters, over the maximum of 100000; send a shorter text",
+        ),
+        (
+            {"role": "user", "content": "a\x00b"},
+            "'content' contains a NUL character (\\x00), which cannot be stored; remove it",
+        ),
+        (
+            {"role": "narrator", "content": "hi"},
+            Invalid("role", "Input should be 'user', 'assistant', 'tool' or 'system'"),
+        ),
         (
             {"role": "user", "content": "hi", "conversation": "has spaces"},
-            "conversation name 'has spaces' is not valid",
+            "conversation name 'has spaces' is not valid: use 1-200 letters, digits, '_', '.', ':', '@' or '-', "
+            "starting with a letter or digit",
         ),
     ],
 )
 async def test_bad_record_input_stores_nothing(
-    client: Client, settings: Settings, arguments: dict[str, Any], message: str
+    client: Client, settings: Settings, arguments: dict[str, Any], message: str | Invalid
 ) -> None:
     await call(client, "conversation_record", role="user", content="kept")
-    assert message in await call_error(client, "conversation_record", **arguments)
+    assert says(await call_error(client, "conversation_record", **arguments), message)
     async with local_scope(settings) as scope:
         assert await count_messages(scope) == 1
 

@@ -11,15 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from engram.storage.errors import InvalidInputError
 from engram.tools.arguments import ROLES, Role
 
 ExportFormat = Literal["claude", "chatgpt", "jsonl"]
+
+# Larger than document ingest's cap: a long history's conversations.json runs to a hundred MB and more. Parsing
+# takes several times the file's size in memory, and a zip member this large may be a zip bomb.
+MAX_EXPORT_BYTES = 250_000_000
 
 _CLAUDE_SENDERS: dict[str, Role] = {"human": "user", "user": "user", "assistant": "assistant"}
 _JSON_TYPES = {
@@ -81,10 +86,12 @@ def _read_source(path: Path) -> tuple[str, str]:
                         f"{path.name} holds no conversations.json; pass the .zip the service emailed, "
                         "or the extracted conversations.json"
                     )
-                member = min(found, key=len)
-                source, raw = f"{path.name}/{member}", archive.read(member)
+                info = archive.getinfo(min(found, key=len))
+                source = f"{path.name}/{info.filename}"
+                raw = _read_capped(source, info.file_size, lambda: archive.open(info))
         else:
-            source, raw = path.name, path.read_bytes()
+            source = path.name
+            raw = _read_capped(source, path.stat().st_size, lambda: path.open("rb"))
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except zipfile.BadZipFile as exc:
@@ -93,6 +100,25 @@ def _read_source(path: Path) -> tuple[str, str]:
         return source, raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{source} is not UTF-8 text (bad byte at offset {exc.start})") from exc
+
+
+def _read_capped(source: str, size: int, open_source: Callable[[], IO[bytes]]) -> bytes:
+    """The source's bytes, refused past MAX_EXPORT_BYTES by its recorded size before anything is read, and by
+    what a bounded read yields (a zip header can understate a member; a file can grow after its size was taken)."""
+    if size > MAX_EXPORT_BYTES:
+        raise _too_large(source, f"{size} bytes")
+    with open_source() as handle:
+        raw = handle.read(MAX_EXPORT_BYTES + 1)
+    if len(raw) > MAX_EXPORT_BYTES:
+        raise _too_large(source, f"more than {MAX_EXPORT_BYTES} bytes, although its size on record is {size}")
+    return raw
+
+
+def _too_large(source: str, size: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{source} is {size}; exports over {MAX_EXPORT_BYTES} bytes are not imported: split it into smaller files "
+        "and import each one"
+    )
 
 
 def _load_json(text: str, source: str) -> list[Any]:

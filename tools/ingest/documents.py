@@ -14,7 +14,7 @@ import anyio
 from engram.storage.errors import InvalidInputError, sole_exception
 from engram.tools.ingest.chunking import chunk_text
 from engram.tools.memory.agents import resolve_agent
-from engram.tools.memory.embedding_queue import embed_pending
+from engram.tools.memory.embedding_queue import EMBED_BATCH, embed_pending
 from engram.tools.repositories import agent_repo, message_repo, passage_repo, search
 from engram.tools.scope import Scope
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 
 SUFFIXES = (".txt", ".md", ".markdown")
-EMBED_BATCH = 64
 MAX_FILE_BYTES = 20_000_000
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -71,7 +70,7 @@ async def ingest(scope: Scope, agent: str, paths: Sequence[Path], progress: Prog
         agent_row = await resolve_agent(session, scope, agent)
         todo: list[tuple[Path, str, list[str]]] = []
         for path, text, digest in documents:
-            if digest in await passage_repo.source_versions(session, agent_row.id, str(path)):
+            if digest in await passage_repo.source_versions(session, scope.owner_id, agent_row.id, str(path)):
                 report.unchanged_files += 1
                 continue
             todo.append((path, digest, [c for c in chunk_text(text) if c.strip()]))

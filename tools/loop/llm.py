@@ -57,9 +57,10 @@ class LLM(Protocol):
 
 
 def estimate_tokens(messages: Sequence[ChatMessage], tools: Sequence[ToolSchema] = ()) -> int:
-    """A cheap, model-free count: about 4 characters a token, plus a few tokens of framing per message.
+    """A cheap, model-free count: one token per 3 characters of the messages' and tools' JSON, plus 4 tokens
+    of framing per message.
 
-    It errs high for English (tokenizers average 4-5 characters), so a window planned with it is not overrun.
+    It errs high for English (tokenizers average 4-5 characters a token), so a window planned with it is not overrun.
     """
     chars = sum(len(json.dumps(message, ensure_ascii=False)) for message in messages)
     chars += sum(len(json.dumps(tool, ensure_ascii=False)) for tool in tools)

@@ -157,7 +157,8 @@ def truncation_notice(previous: str | None, evicted: Sequence[Message], error: E
         f"without a summary ({type(error).__name__}); they are in recall memory: use conversation_search.]"
     )
     kept = previous or ""
-    room = policy.summary_tokens * 3 - len(notice) - 1  # about 3 characters a token, erring short
+    # The summary's share at 3 characters a token (estimate_tokens' rate), less the notice and the newline.
+    room = policy.summary_tokens * 3 - len(notice) - 1
     if len(kept) > room:
         kept = "…" + kept[len(kept) - max(0, room) + 1 :] if room > 1 else ""
     return f"{kept}\n{notice}".strip()

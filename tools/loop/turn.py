@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from engram.storage.errors import NotFoundError
 from engram.tools.arguments import DEFAULT_CONVERSATION, AgentArg, ConversationArg, check_conversation, check_text
 from engram.tools.loop.functions import SEARCH_CALLS, run_tool, tool_schemas
 from engram.tools.loop.llm import LLM, ChatMessage, LLMReply
 from engram.tools.loop.prompt import MemoryStats, chat_messages, system_message
 from engram.tools.loop.summarizer import Compaction, ContextPolicy, compact, needs_compaction
 from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.recall import find_conversation
 from engram.tools.repositories import block_repo, message_repo, summary_repo
 from engram.tools.scope import Scope
 
@@ -206,12 +206,10 @@ async def summarize_conversation(
     scope: Scope, agent: str | None, conversation: str | None, *, choose_llm: LLMChooser, config: AgentConfig
 ) -> Compaction | None:
     """Summarize the oldest in-context messages now (as at the threshold); None when there is nothing to evict."""
-    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    name = conversation or DEFAULT_CONVERSATION
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
-        thread = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, name)
-        if thread is None:
-            raise NotFoundError(f"agent '{agent_row.name}' has no conversation '{name}'")
+        thread = await find_conversation(session, scope, agent_row, name)
     llm = choose_llm(dict(agent_row.llm or {}))
     view = await _load(scope, agent_row, thread.id)
     return await _compact(scope, llm, view, tool_schemas(), _policy(config, agent_row, llm), None)
@@ -230,12 +228,10 @@ class SummaryView(BaseModel):
 
 
 async def current_summary(scope: Scope, agent: str | None, conversation: str | None) -> SummaryView:
-    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    name = conversation or DEFAULT_CONVERSATION
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
-        thread = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, name)
-        if thread is None:
-            raise NotFoundError(f"agent '{agent_row.name}' has no conversation '{name}'")
+        thread = await find_conversation(session, scope, agent_row, name)
         summary = await summary_repo.latest(session, thread.id)
         count = await summary_repo.count(session, thread.id)
     return SummaryView(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from engram.storage.errors import InvalidInputError, NotFoundError
 from engram.tools.arguments import AgentArg, check_text, time_range
 from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embed_query, run_legs
 from engram.tools.repositories import passage_repo, search
 from engram.tools.scope import Scope
 
@@ -18,16 +19,12 @@ if TYPE_CHECKING:
     from engram.storage.passages import PassageFilter
     from engram.storage.schema import Passage
 
-MAX_QUERY_CHARS = 2000
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50
 MAX_TOP_K = 50
-CANDIDATES = 100  # depth of each search leg: pages reach down to the 100 best matches
 ANSWER_CHARS = 6000  # all result texts of one answer together (~1.5k tokens), so a search never floods the host
 VECTOR_WEIGHT = 1.0
 KEYWORD_WEIGHT = 1.0
-
-SearchMode = Literal["hybrid", "vector", "keyword"]
 
 
 class PassageRef(BaseModel):
@@ -119,11 +116,7 @@ async def archival_memory_search(
     """Search archival memory by meaning and by exact words (names, numbers, codes), best matches first."""
     query = check_text("query", query, max_chars=MAX_QUERY_CHARS)
     where = passage_filter(tags, tag_match, start_datetime, end_datetime)
-    if (page - 1) * top_k >= CANDIDATES:
-        raise InvalidInputError(
-            f"page {page} with top_k {top_k} starts past the {CANDIDATES} best matches; "
-            "narrow the query or the filters instead of paging further"
-        )
+    check_depth(page, top_k, size_name="top_k", narrow="the query or the filters")
     ranked, passages = await search_passages(
         scope, agent, query, where, mode="hybrid", window=(page - 1) * top_k, size=top_k
     )
@@ -149,21 +142,18 @@ async def search_passages(
 ) -> tuple[list[tuple[uuid.UUID, float]], dict[uuid.UUID, Passage]]:
     """The fused ranking (id, score) from up to CANDIDATES passages per leg, and the passages ranked
     from `window` to `window + size` (only those are read)."""
-    vector = (await scope.embedder.embed([query]))[0] if mode != "keyword" else None
+    vector = await embed_query(scope, query, mode)
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
-        nearest, matching = await search.run_legs(
+        nearest, matching = await run_legs(
             session,
+            scope,
             "passages",
-            scope.owner_id,
             agent_row.id,
             query=query,
             vector=vector,
             keywords=None if mode == "vector" else "all",
-            model=scope.embedder.model,
             where=where,
-            limit=CANDIDATES,
-            exact_scan_limit=scope.exact_scan_limit,
         )
         legs = [
             ([row_id for row_id, _ in scored], weight)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,7 @@ from engram.tools.arguments import (
     time_range,
 )
 from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embed_query, run_legs
 from engram.tools.repositories import message_repo, search
 from engram.tools.scope import Scope
 
@@ -34,9 +35,7 @@ if TYPE_CHECKING:
     from engram.storage.messages import FoundMessage, MessageFilter
     from engram.storage.schema import Agent, Conversation
 
-MAX_QUERY_CHARS = 2000
 MAX_LIMIT = 50
-CANDIDATES = 100  # depth of each search leg: pages reach down to the 100 best matches
 ANSWER_CHARS = 8000  # hits with their context together (~2k tokens), so a search never floods the host
 # Hybrid score = VECTOR_WEIGHT * cosine similarity + KEYWORD_WEIGHT * normalised BM25, plus NEIGHBOUR_WEIGHT
 # times the better score of the turns just before and after (an answer is often next to the turn that
@@ -47,8 +46,6 @@ KEYWORD_WEIGHT = 0.5
 NEIGHBOUR_WEIGHT = 0.3
 NEIGHBOUR_DEPTH = 50  # how many of the best matches lend their score to (and bring in) their neighbours
 TRANSCRIPT_PAGE = 50
-
-SearchMode = Literal["hybrid", "vector", "keyword"]
 
 
 class RecordedMessage(BaseModel):
@@ -171,11 +168,7 @@ async def conversation_search(
     Each hit shows who said it, when, in which conversation, with the messages around it.
     """
     query = check_text("query", query, max_chars=MAX_QUERY_CHARS)
-    if (page - 1) * limit >= CANDIDATES:
-        raise InvalidInputError(
-            f"page {page} with limit {limit} starts past the {CANDIDATES} best matches; "
-            "narrow the query, the dates or the conversation instead of paging further"
-        )
+    check_depth(page, limit, size_name="limit", narrow="the query, the dates or the conversation")
     start_at, end_at = time_range(("start_date", start_date), ("end_date", end_date))
     wanted_roles = [check_role(role) for role in roles] if roles else ["user", "assistant", "system"]
     async with scope.sessions.begin() as session:
@@ -208,20 +201,17 @@ async def search_messages(
 ) -> tuple[list[tuple[uuid.UUID, float]], list[MessageHit]]:
     """The fused ranking (id, score) from up to CANDIDATES messages per leg, and the hits ranked from
     `window` to `window + size`, with their neighbouring messages."""
-    vector = (await scope.embedder.embed([query]))[0] if mode != "keyword" else None
+    vector = await embed_query(scope, query, mode)
     async with scope.sessions.begin() as session:
-        nearest, matching = await search.run_legs(
+        nearest, matching = await run_legs(
             session,
+            scope,
             "messages",
-            scope.owner_id,
             agent_row.id,
             query=query,
             vector=vector,
             keywords=None if mode == "vector" else "any",
-            model=scope.embedder.model,
             where=where,
-            limit=CANDIDATES,
-            exact_scan_limit=scope.exact_scan_limit,
         )
         legs = [
             (scored, weight)

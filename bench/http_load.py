@@ -6,7 +6,7 @@ passages, then measures core_memory_append and archival_memory_search (query emb
 8 and 32 concurrent HTTP clients, each client on its own agent: p50/p95 latency per call and the
 throughput of all clients together. Prints JSON.
 
-    python -m bench.http [--calls 40]
+    python -m bench.http_load [--calls 40]
 """
 
 from __future__ import annotations
