@@ -25,7 +25,7 @@ import anyio
 from sqlalchemy import func, select
 
 from engram.server.runtime import open_runtime
-from engram.server.send_message import agent_config
+from engram.server.send_message import loop_config
 from engram.server.settings import load_settings
 from engram.storage.schema import Message, Summary
 from engram.tools.loop.functions import tool_schemas
@@ -89,7 +89,7 @@ async def run(turns: int, window: int) -> dict[str, Any]:
             if turn % 5 == 4:
                 text += " Please remember this."
             sent.append(text)
-            await send_message(scope, text, choose_llm=lambda _c: model, config=agent_config(settings))
+            await send_message(scope, text, choose_llm=lambda _c: model, config=loop_config(settings))
         async with scope.sessions.begin() as session:
             stored_users = list(
                 await session.scalars(select(Message.text).where(Message.role == "user").order_by(Message.ordinal))

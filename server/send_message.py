@@ -21,7 +21,7 @@ from engram.storage.errors import ConfigurationError
 from engram.tools.arguments import AgentArg, ConversationArg
 from engram.tools.loop import turn
 from engram.tools.loop.llm import LLM, LiteLLM
-from engram.tools.loop.turn import AgentConfig, AgentReply, LLMChooser
+from engram.tools.loop.turn import AgentReply, LLMChooser, LoopConfig
 
 NO_LLM = (
     "send_message needs a model: set llm_model in config.toml or ENGRAM_LLM_MODEL to a litellm model "
@@ -30,8 +30,8 @@ NO_LLM = (
 )
 
 
-def agent_config(settings: Settings) -> AgentConfig:
-    return AgentConfig(
+def loop_config(settings: Settings) -> LoopConfig:
+    return LoopConfig(
         max_steps=settings.agent_max_steps,
         context_window=settings.llm_context_window,
         trigger=settings.summarize_threshold,
@@ -95,6 +95,6 @@ async def send_message(
             agent,
             conversation,
             choose_llm=llm_chooser(runtime.settings, ctx),
-            config=agent_config(runtime.settings),
+            config=loop_config(runtime.settings),
             progress=progress,
         )

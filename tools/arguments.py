@@ -48,29 +48,29 @@ def check_text(argument: str, value: str, *, max_chars: int, allow_empty: bool =
 
 
 def check_agent_name(name: str) -> str:
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidInputError(
-            f"agent name {name[:120]!r} is not valid: use 1-100 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
+    return _matching(
+        NAME_PATTERN, name, "agent name", "use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    )
 
 
 def check_label(label: str) -> str:
-    if not LABEL_PATTERN.fullmatch(label):
-        raise InvalidInputError(
-            f"block label {label[:80]!r} is not valid: use 1-50 letters, digits, '_', '.' or '-' (e.g. 'human')"
-        )
-    return label
+    return _matching(LABEL_PATTERN, label, "block label", "use 1-50 letters, digits, '_', '.' or '-' (e.g. 'human')")
 
 
 def check_conversation(name: str) -> str:
-    if not CONVERSATION_PATTERN.fullmatch(name):
-        raise InvalidInputError(
-            f"conversation name {name[:220]!r} is not valid: use 1-200 letters, digits, '_', '.', ':', '@' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
+    return _matching(
+        CONVERSATION_PATTERN,
+        name,
+        "conversation name",
+        "use 1-200 letters, digits, '_', '.', ':', '@' or '-', starting with a letter or digit",
+    )
+
+
+def _matching(pattern: re.Pattern[str], value: str, what: str, rule: str) -> str:
+    """`value` if it matches `pattern`; else an error quoting it (shortened) and giving the rule."""
+    if not pattern.fullmatch(value):
+        raise InvalidInputError(f"{what} {value[:220]!r} is not valid: {rule}")
+    return value
 
 
 def check_role(role: str) -> Role:

@@ -66,7 +66,7 @@ def chat(
     escape (no model or key configured, the agent gone) ends the chat at once with status 1.
     """
     from engram.server.runtime import open_runtime
-    from engram.server.send_message import agent_config, llm_chooser
+    from engram.server.send_message import llm_chooser, loop_config
     from engram.storage.errors import ConfigurationError, EngramError, NotFoundError
     from engram.tools.loop.turn import current_summary, ensure_agent, send_message
 
@@ -100,7 +100,7 @@ def chat(
                         agent,
                         conversation,
                         choose_llm=choose,
-                        config=agent_config(settings),
+                        config=loop_config(settings),
                         progress=progress,
                     )
                 except (ConfigurationError, NotFoundError) as exc:  # every later turn would fail the same way
@@ -129,14 +129,14 @@ def summarize(
     settings: Settings, agent: str, conversation: str | None, model: str | None, principal: str | None = None
 ) -> int:
     from engram.server.runtime import open_runtime
-    from engram.server.send_message import agent_config, llm_chooser
+    from engram.server.send_message import llm_chooser, loop_config
     from engram.tools.loop.turn import summarize_conversation
 
     async def run() -> int:
         async with open_runtime(settings) as runtime:
             scope = await runtime.scope(principal)
             done = await summarize_conversation(
-                scope, agent, conversation, choose_llm=llm_chooser(settings, model=model), config=agent_config(settings)
+                scope, agent, conversation, choose_llm=llm_chooser(settings, model=model), config=loop_config(settings)
             )
         if done is None:
             print("nothing to summarize: the conversation's context holds too few messages")

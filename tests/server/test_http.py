@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,13 @@ import httpx2
 import pytest
 from mcp.client.client import Client
 from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextResourceContents
+from starlette.types import ASGIApp, Message
 
 from engram.server.cli import main
+from engram.server.http import build_http_app
+from engram.server.settings import load_settings
 from tests.conftest import call, call_error, engram_http, http_client
 
 pytestmark = pytest.mark.anyio
@@ -30,6 +35,7 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}},
 }
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+IN_PROCESS = "http://127.0.0.1:8283"  # the app in this process, reached through httpx's ASGI transport
 
 
 @pytest.fixture
@@ -48,6 +54,115 @@ async def read_text(client: Client, uri: str) -> str:
     [contents] = (await client.read_resource(uri)).contents
     assert isinstance(contents, TextResourceContents)
     return contents.text
+
+
+@asynccontextmanager
+async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
+    """Run an ASGI app's lifespan as uvicorn does: startup before the block, shutdown after it."""
+    to_app, app_receives = anyio.create_memory_object_stream[Message](2)
+    app_sends, from_app = anyio.create_memory_object_stream[Message](2)
+
+    async def run() -> None:
+        async with app_receives, app_sends:
+            await app(
+                {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, app_receives.receive, app_sends.send
+            )
+
+    async with anyio.create_task_group() as group, to_app, from_app:
+        group.start_soon(run)
+        await to_app.send({"type": "lifespan.startup"})
+        with anyio.fail_after(60):
+            assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+        try:
+            yield
+        finally:
+            await to_app.send({"type": "lifespan.shutdown"})
+            with anyio.fail_after(60):
+                assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
+
+
+@pytest.fixture
+async def team_app(database_url: str, tmp_path: Path) -> AsyncIterator[ASGIApp]:
+    """The HTTP app `engram serve --transport http` runs, in this process (stateless, so that every response
+    ends and httpx's ASGI transport can hand it over), with tokens for alice and bob from settings."""
+    settings = load_settings(
+        overrides={
+            "database_url": database_url,
+            "data_dir": str(tmp_path),
+            "http_stateless": True,
+            "tokens": {"alice": ALICE, "bob": BOB},
+        },
+        environ={},
+    )
+    app = build_http_app(settings, require_tokens=True)
+    async with lifespan(app):
+        yield app
+
+
+def asgi_http(app: ASGIApp, token: str | None = None) -> httpx2.AsyncClient:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=IN_PROCESS, headers=headers)
+
+
+async def initialize_in_process(app: ASGIApp, headers: dict[str, str]) -> httpx2.Response:
+    async with asgi_http(app) as http:
+        return await http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS | headers)
+
+
+@asynccontextmanager
+async def in_process_client(app: ASGIApp, token: str) -> AsyncIterator[Client]:
+    async with (
+        asgi_http(app, token) as http,
+        Client(streamable_http_client(f"{IN_PROCESS}/mcp", http_client=http)) as connected,
+    ):
+        yield connected
+
+
+async def test_the_token_check_answers_401_with_the_reason_and_lets_a_good_token_and_health_through(
+    team_app: ASGIApp,
+) -> None:
+    missing = await initialize_in_process(team_app, {})
+    assert (missing.status_code, missing.json()) == (
+        401,
+        {"error": "unauthorized", "detail": "missing bearer token: send 'Authorization: Bearer <token>'"},
+    )
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="engram"'
+    assert (await initialize_in_process(team_app, {"Authorization": f"Basic {ALICE}"})).status_code == 401
+    wrong = await initialize_in_process(team_app, {"Authorization": "Bearer not-a-token"})
+    assert (wrong.status_code, wrong.json()["detail"]) == (401, "invalid or revoked token")
+    assert "not-a-token" not in wrong.text
+    assert (await initialize_in_process(team_app, {"Authorization": f"Bearer {ALICE}"})).status_code == 200
+    async with asgi_http(team_app) as http:
+        health = await http.get("/healthz")
+    assert health.status_code == 200 and health.json()["schema_current"] is True
+
+
+async def test_a_principal_sees_only_its_own_agents_in_process(team_app: ASGIApp) -> None:
+    async with in_process_client(team_app, ALICE) as alice:
+        await call(alice, "agent_create", name="diary", human="Alice's secret: 4471")
+        assert [agent["name"] for agent in (await call(alice, "agent_list"))["agents"]] == ["diary"]
+    async with in_process_client(team_app, BOB) as bob:
+        assert (await call(bob, "agent_list"))["agents"] == []
+        assert await call_error(bob, "core_memory_view", agent="diary") == (
+            "agent 'diary' does not exist; call agent_list to see your agents, or agent_create to make it"
+        )
+
+
+async def test_a_token_revoked_while_serving_is_refused_at_its_next_request(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await engram("tokens", "create", "laptop", "--principal", "carol", "--database-url", database_url) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    settings = load_settings(
+        overrides={"database_url": database_url, "data_dir": str(tmp_path), "http_stateless": True}, environ={}
+    )
+    app = build_http_app(settings, require_tokens=True)
+    async with lifespan(app):
+        async with in_process_client(app, token) as carol:
+            await call(carol, "core_memory_append", label="human", content="Carol writes.")
+        assert await engram("tokens", "revoke", "laptop", "--database-url", database_url) == 0
+        refused = await initialize_in_process(app, {"Authorization": f"Bearer {token}"})
+    assert (refused.status_code, refused.json()["detail"]) == (401, "invalid or revoked token")
 
 
 async def test_requests_without_a_valid_token_get_401_and_health_stays_open(team: str) -> None:

@@ -13,7 +13,7 @@ from engram.server.settings import Settings
 from engram.storage.schema import Message
 from engram.tools.loop.functions import TOOLS, tool_schemas
 from engram.tools.loop.llm import LLMReply, ToolCall
-from engram.tools.loop.turn import AgentConfig, AgentReply, send_message
+from engram.tools.loop.turn import AgentReply, LoopConfig, send_message
 from engram.tools.memory.core import read_block
 from engram.tools.scope import Scope
 from tests.conftest import Invalid
@@ -32,7 +32,7 @@ async def ask(
     scope: Scope, llm: ScriptedLLM, message: str, *, max_steps: int = 10, conversation: str | None = None
 ) -> AgentReply:
     return await send_message(
-        scope, message, None, conversation, choose_llm=lambda _config: llm, config=AgentConfig(max_steps=max_steps)
+        scope, message, None, conversation, choose_llm=lambda _config: llm, config=LoopConfig(max_steps=max_steps)
     )
 
 

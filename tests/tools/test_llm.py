@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-import litellm
+import sys
+from typing import Any
+
 import pytest
 
 from engram.storage.errors import BackendUnavailableError, ConfigurationError, EngramError
@@ -21,12 +23,20 @@ def failing_with(failure: Exception | str, *, timeout: float = 60.0) -> LiteLLM:
 
 
 @pytest.fixture
+def litellm() -> Any:
+    """litellm, for its exception classes, once Engram has imported it its own way (offline, with the bundled
+    model list: imported first by a test module, litellm would fetch that list from the network)."""
+    LiteLLM(MODEL)
+    return sys.modules["litellm"]
+
+
+@pytest.fixture
 def no_openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 
 @pytest.mark.usefixtures("no_openai_key")
-async def test_a_refused_api_key_names_the_variable_to_set() -> None:
+async def test_a_refused_api_key_names_the_variable_to_set(litellm: Any) -> None:
     refused = litellm.AuthenticationError(message="Incorrect API key provided", llm_provider="openai", model=MODEL)
     with pytest.raises(ConfigurationError) as raised:
         await failing_with(refused).complete(HI)
@@ -44,21 +54,21 @@ async def test_a_missing_api_key_names_the_variable_to_set() -> None:
     assert str(raised.value) == "openai/gpt-4o-mini: no API key; set OPENAI_API_KEY in the environment of Engram"
 
 
-async def test_a_rate_limit_after_the_retries_is_a_temporary_unavailability() -> None:
+async def test_a_rate_limit_after_the_retries_is_a_temporary_unavailability(litellm: Any) -> None:
     with pytest.raises(BackendUnavailableError) as raised:
         await failing_with("litellm.RateLimitError").complete(HI)
     assert str(raised.value) == "openai/gpt-4o-mini is rate-limited (after 0 retries); wait and send the message again"
     assert isinstance(raised.value.__cause__, litellm.RateLimitError)
 
 
-async def test_a_timeout_names_the_setting_that_bounds_it() -> None:
+async def test_a_timeout_names_the_setting_that_bounds_it(litellm: Any) -> None:
     late = litellm.Timeout(message="Request timed out", llm_provider="openai", model=MODEL)
     with pytest.raises(LLMError) as raised:
         await failing_with(late, timeout=12.5).complete(HI)
     assert str(raised.value) == "openai/gpt-4o-mini did not answer within 12.5 s (setting llm_timeout)"
 
 
-async def test_a_provider_error_carries_the_providers_message() -> None:
+async def test_a_provider_error_carries_the_providers_message(litellm: Any) -> None:
     broken = litellm.APIError(status_code=502, message="upstream exploded", llm_provider="openai", model=MODEL)
     with pytest.raises(LLMError) as raised:
         await failing_with(broken).complete(HI)

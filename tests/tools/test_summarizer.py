@@ -19,14 +19,14 @@ from engram.tools.loop.functions import tool_schemas
 from engram.tools.loop.llm import ChatMessage, LLMReply, estimate_tokens
 from engram.tools.loop.prompt import chat_messages
 from engram.tools.loop.summarizer import eviction_cut
-from engram.tools.loop.turn import AgentConfig, current_summary, send_message, summarize_conversation
+from engram.tools.loop.turn import LoopConfig, current_summary, send_message, summarize_conversation
 from engram.tools.scope import Scope
 from tests.tools.scripted_llm import ScriptedLLM, call, say
 
 pytestmark = pytest.mark.anyio
 
 WINDOW = 6000
-CONFIG = AgentConfig(context_window=WINDOW)
+CONFIG = LoopConfig(context_window=WINDOW)
 FILLER = "The quick brown fox jumps over the lazy dog while the user tells a long story. " * 4
 
 

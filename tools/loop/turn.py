@@ -36,7 +36,9 @@ COMPACTION_ROUNDS = 3
 
 
 @dataclass(frozen=True)
-class AgentConfig:
+class LoopConfig:
+    """How the built-in agent runs: its step limit, and when and how far the summarizer compacts."""
+
     max_steps: int = 10
     context_window: int = 0  # tokens; 0 = the agent's own setting, else the model's window
     trigger: float = 0.9
@@ -74,7 +76,7 @@ async def send_message(
     conversation: ConversationArg = None,
     *,
     choose_llm: LLMChooser,
-    config: AgentConfig,
+    config: LoopConfig,
     progress: Progress = _no_progress,
 ) -> AgentReply:
     """Send a message to the agent: it may edit its memory with tools, then replies."""
@@ -193,7 +195,7 @@ async def _compact(
     )
 
 
-def _policy(config: AgentConfig, agent_row: Agent, llm: LLM) -> ContextPolicy:
+def _policy(config: LoopConfig, agent_row: Agent, llm: LLM) -> ContextPolicy:
     return ContextPolicy(
         window=config.context_window or int((agent_row.llm or {}).get("context_window") or 0) or llm.context_window,
         trigger=config.trigger,
@@ -203,7 +205,7 @@ def _policy(config: AgentConfig, agent_row: Agent, llm: LLM) -> ContextPolicy:
 
 
 async def summarize_conversation(
-    scope: Scope, agent: str | None, conversation: str | None, *, choose_llm: LLMChooser, config: AgentConfig
+    scope: Scope, agent: str | None, conversation: str | None, *, choose_llm: LLMChooser, config: LoopConfig
 ) -> Compaction | None:
     """Summarize the oldest in-context messages now (as at the threshold); None when there is nothing to evict."""
     name = conversation or DEFAULT_CONVERSATION
