@@ -66,9 +66,11 @@ async def main(calls: int) -> dict[str, Any]:
     atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     env = {**os.environ, "ENGRAM_DATA_DIR": str(data_dir)}
     env.pop("ENGRAM_DATABASE_URL", None)
-    async with Client(StdioServerParameters(command=engram, args=["serve"], env=env), mode="legacy") as client:
+    async with Client(
+        StdioServerParameters(command=engram, args=["serve", "--tools", "full"], env=env), mode="legacy"
+    ) as client:
         stdio = await measure(client, calls, "bench-stdio")
-    settings = load_settings(overrides={"data_dir": str(data_dir)}, environ={})
+    settings = load_settings(overrides={"data_dir": str(data_dir), "tool_profile": "full"}, environ={})
     async with Client(build_server(settings)) as client:
         in_process = await measure(client, calls, "bench-inprocess")
     return {"core_memory_append_stdio": stdio, "core_memory_append_in_process": in_process}

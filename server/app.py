@@ -14,10 +14,10 @@ from engram.server import engram_version
 from engram.server.instructions import INSTRUCTIONS
 from engram.server.runtime import DatabaseOpener, Runtime, open_runtime, scope_of
 from engram.server.send_message import send_message
-from engram.server.settings import Settings
+from engram.server.settings import Settings, SettingsError, ToolProfile
 from engram.server.toolkit import as_mcp_tool, resource_errors
 from engram.tools.loop import turn
-from engram.tools.memory import agents, archival, core, recall
+from engram.tools.memory import agents, archival, blocks, core, recall
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 EDIT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
@@ -25,21 +25,37 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 
 AGENT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 
-TOOLS: list[tuple[Callable[..., Any], ToolAnnotations]] = [
-    (core.core_memory_view, READ_ONLY),
-    (core.core_memory_append, EDIT),
-    (core.core_memory_replace, EDIT),
-    (core.memory_insert, EDIT),
-    (core.memory_replace, EDIT),
-    (core.memory_rethink, EDIT),
-    (archival.archival_memory_insert, EDIT),
-    (archival.archival_memory_search, READ_ONLY),
-    (archival.archival_memory_delete, DESTRUCTIVE),
-    (recall.conversation_record, EDIT),
-    (recall.conversation_search, READ_ONLY),
-    (agents.agent_create, EDIT),
-    (agents.agent_list, READ_ONLY),
-    (agents.agent_delete, DESTRUCTIVE),
+MEMORY: ToolProfile = "memory"
+FULL: ToolProfile = "full"
+
+# Every tool the server can offer, with the profile that offers it. `memory` (the default) is what a model
+# needs during a conversation; `full` offers every tool: managing agents and blocks, deletes, history and
+# undo. The `tool_profile` setting chooses (a profile, or tool names), since every tool costs the host context.
+TOOLS: list[tuple[Callable[..., Any], ToolAnnotations, ToolProfile]] = [
+    (core.core_memory_view, READ_ONLY, MEMORY),
+    (core.core_memory_append, EDIT, MEMORY),
+    (core.core_memory_replace, EDIT, MEMORY),
+    (core.memory_insert, EDIT, MEMORY),
+    (core.memory_replace, EDIT, MEMORY),
+    (core.memory_rethink, EDIT, MEMORY),
+    (core.core_memory_history, READ_ONLY, FULL),
+    (core.core_memory_undo, EDIT, FULL),
+    (archival.archival_memory_insert, EDIT, MEMORY),
+    (archival.archival_memory_search, READ_ONLY, MEMORY),
+    (archival.archival_memory_delete, DESTRUCTIVE, FULL),
+    (recall.conversation_record, EDIT, MEMORY),
+    (recall.conversation_search, READ_ONLY, MEMORY),
+    (recall.conversation_delete, DESTRUCTIVE, FULL),
+    (agents.agent_create, EDIT, FULL),
+    (agents.agent_update, EDIT, FULL),
+    (agents.agent_list, READ_ONLY, FULL),
+    (agents.agent_delete, DESTRUCTIVE, FULL),
+    (blocks.block_create, EDIT, FULL),
+    (blocks.block_list, READ_ONLY, FULL),
+    (blocks.block_attach, EDIT, FULL),
+    (blocks.block_detach, EDIT, FULL),
+    (blocks.block_delete, DESTRUCTIVE, FULL),
+    (send_message, AGENT, MEMORY),
 ]
 
 
@@ -69,12 +85,34 @@ def build_server(
         lifespan=lifespan,
         log_level=settings.log_level,
     )
-    for operation, hints in TOOLS:
-        server.add_tool(as_mcp_tool(operation, scope_of), annotations=hints)
-    server.add_tool(send_message, annotations=AGENT)
+    for function, hints in offered_tools(settings.tool_profile):
+        # send_message needs the request itself (sampling, progress): it is an MCP tool as it is
+        tool = function if function is send_message else as_mcp_tool(function, scope_of)
+        server.add_tool(tool, annotations=hints)
     _register_resources(server)
     _register_prompts(server)
     return server
+
+
+def offered_tools(tool_profile: str) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+    """The tools `tool_profile` offers, in TOOLS order: a profile's, or those named (tool and profile names
+    separated by commas). An unknown name is refused with the valid ones."""
+    profiles: dict[str, set[str]] = {
+        MEMORY: {function.__name__ for function, _, profile in TOOLS if profile == MEMORY},
+        FULL: {function.__name__ for function, _, _ in TOOLS},
+    }
+    wanted: set[str] = set()
+    for name in tool_profile.split(","):
+        if name in profiles:
+            wanted |= profiles[name]
+        elif name in profiles[FULL]:
+            wanted.add(name)
+        else:
+            raise SettingsError(
+                f"invalid setting 'tool_profile': unknown tool '{name}'; give 'memory', 'full', or tool names "
+                f"separated by commas: {', '.join(sorted(profiles[FULL]))}"
+            )
+    return [(function, hints) for function, hints, _ in TOOLS if function.__name__ in wanted]
 
 
 def _register_resources(server: MCPServer[Runtime]) -> None:
@@ -87,7 +125,8 @@ def _register_resources(server: MCPServer[Runtime]) -> None:
 
     @server.resource("engram://agents/{agent}", name="agent", mime_type="application/json")
     async def agent_state(agent: str, ctx: Context) -> str:
-        """An agent's description and its blocks with their sizes and limits."""
+        """An agent's state: description, tags, the built-in agent's system prompt (shortened), model and context
+        window, and its blocks with their sizes and limits."""
         with resource_errors():
             info = await agents.agent_show(await scope_of(ctx), agent)
         return info.model_dump_json()

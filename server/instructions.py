@@ -22,7 +22,8 @@ When the user refers to something said before ("what did I say about...", "last 
 earlier detail, call conversation_search; use start_date/end_date when the user names a time.
 
 Agents keep memories apart. Every call uses the default agent unless it names `agent`; use one agent
-per project or purpose (agent_create, agent_list) so that memories never mix.
+per project or purpose so that memories never mix (agent_create and agent_list manage them when this
+server offers them; by default it offers only the tools above, and `engram serve --tools full` all of them).
 
 Never store secrets such as passwords, API keys or tokens in memory.
 """

@@ -53,10 +53,11 @@ def litellm_for(settings: Settings, model: str, agent_llm: dict[str, Any] | None
 
 
 def llm_chooser(settings: Settings, ctx: Context | None = None, *, model: str | None = None) -> LLMChooser:
-    """The agent's own model (agents.llm->>'model'), else `model`/llm_model via litellm, else MCP sampling."""
+    """`model` (chat's and summarize's --model), else the agent's own model (agents.llm->>'model'), else
+    llm_model, through litellm; else the host's model through MCP sampling."""
 
     def choose(agent_llm: dict[str, Any]) -> LLM:
-        chosen = str(agent_llm.get("model") or model or settings.llm_model)
+        chosen = str(model or agent_llm.get("model") or settings.llm_model)
         if chosen:
             return litellm_for(settings, chosen, agent_llm)
         if ctx is not None and sampling_supported(ctx):

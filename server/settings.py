@@ -27,6 +27,14 @@ DEFAULT_PERSONA = (
 )
 DEFAULT_HUMAN = "Nothing is known about the user yet."
 
+# The tool profiles: `memory` offers what a model needs during a conversation, `full` every tool
+# (server/app.py's TOOLS says which profile offers each tool).
+ToolProfile = Literal["memory", "full"]
+TOOL_PROFILES: tuple[ToolProfile, ...] = ("memory", "full")
+
+# Command-line flags named otherwise than their setting, for the messages that name a value's source.
+FLAG_NAMES = {"tool_profile": "--tools", "http_stateless": "--stateless"}
+
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("engram", appauthor=False))
@@ -143,6 +151,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=4_000_000, ge=10_000, le=100_000_000, description="Largest HTTP request body accepted."
     )
+    tool_profile: str = Field(
+        default="memory",
+        description="Tools offered to hosts (each costs the host context): 'memory', what a model needs during a "
+        "conversation; 'full', every tool (managing agents and blocks, deletes, history, undo); or tool and profile "
+        "names separated by commas, e.g. 'memory,agent_list'. Resources and prompts are always offered.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -209,6 +223,20 @@ class Settings(BaseSettings):
     def _comma_list(cls, value: Any) -> Any:
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
+    @field_validator("tool_profile", mode="before")
+    @classmethod
+    def _tool_names(cls, value: Any) -> Any:
+        """A profile or names, separated by commas or given as a list (TOML), kept as 'a,b'; build_server knows
+        which names exist."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list):
+            return value  # pydantic names the type it wants
+        names = [str(item).strip() for item in value if str(item).strip()]
+        if not names:
+            raise ValueError("give 'memory', 'full', or tool names separated by commas")
+        return ",".join(names)
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -256,7 +284,8 @@ def load_settings(
 
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key], origin[key] = value, f"command-line flag --{key.replace('_', '-')}"
+            flag = FLAG_NAMES.get(key, f"--{key.replace('_', '-')}")
+            values[key], origin[key] = value, f"command-line flag {flag}"
 
     try:
         return Settings(**values)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engram.storage.schema import Agent
+
+NAME_KEY = "agents_owner_name_key"
 
 
 async def get_by_name(session: AsyncSession, owner_id: uuid.UUID, name: str) -> Agent | None:
@@ -16,7 +20,14 @@ async def get_by_name(session: AsyncSession, owner_id: uuid.UUID, name: str) -> 
 
 
 async def insert_if_absent(
-    session: AsyncSession, owner_id: uuid.UUID, name: str, *, description: str = "", system: str = ""
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    name: str,
+    *,
+    description: str = "",
+    system: str = "",
+    llm: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
 ) -> Agent | None:
     """Insert the agent and return it, or return None when the owner already has an agent of that name.
 
@@ -24,13 +35,68 @@ async def insert_if_absent(
     """
     agent_id = await session.scalar(
         insert(Agent)
-        .values(id=uuid.uuid4(), owner_id=owner_id, name=name, description=description, system=system)
-        .on_conflict_do_nothing(constraint="agents_owner_name_key")
+        .values(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            name=name,
+            description=description,
+            system=system,
+            llm=llm or {},
+            tags=tags or [],
+        )
+        .on_conflict_do_nothing(constraint=NAME_KEY)
         .returning(Agent.id)
     )
     if agent_id is None:
         return None
     return (await session.scalars(select(Agent).where(Agent.owner_id == owner_id, Agent.id == agent_id))).one()
+
+
+async def lock(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID) -> Agent:
+    """The agent as it is now, row-locked until the transaction ends (changes to it never interleave)."""
+    return (
+        await session.scalars(
+            select(Agent)
+            .where(Agent.owner_id == owner_id, Agent.id == agent_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+
+
+async def update_agent(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    system: str | None = None,
+    llm: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+) -> Agent | None:
+    """Set the given columns (None leaves one as it is) and return the agent; None when the new name is
+    already another agent's of the owner (nothing changes then)."""
+    given = {"name": name, "description": description, "system": system, "llm": llm, "tags": tags}
+    values: dict[str, Any] = {column: value for column, value in given.items() if value is not None}
+    if values:
+        statement = update(Agent).where(Agent.owner_id == owner_id, Agent.id == agent_id)
+        try:
+            async with session.begin_nested():  # a name taken meanwhile fails only this savepoint
+                await session.execute(
+                    statement.values(**values, updated_at=func.now()).execution_options(synchronize_session=False)
+                )
+        except IntegrityError as exc:
+            if NAME_KEY in str(exc.orig):
+                return None
+            raise
+    return (
+        await session.scalars(
+            select(Agent)
+            .where(Agent.owner_id == owner_id, Agent.id == agent_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
 
 
 async def list_page(session: AsyncSession, owner_id: uuid.UUID, *, offset: int, limit: int) -> tuple[list[Agent], int]:

@@ -13,12 +13,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engram.storage import search
-from engram.storage.schema import Conversation, Message
+from engram.storage.errors import ConflictError
+from engram.storage.schema import Conversation, Message, Summary
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,12 @@ async def append(
     locked = await session.execute(
         select(Conversation.message_count).where(Conversation.id == conversation.id).with_for_update()
     )
-    count = int(locked.scalar_one())
+    found = locked.scalar_one_or_none()
+    if found is None:  # deleted by a transaction this one waited for
+        raise ConflictError(
+            f"conversation '{conversation.name}' was deleted while the message was being added; record it again"
+        )
+    count = int(found)
     keys = [message.external_key for message in messages if message.external_key is not None]
     known: dict[str, StoredMessage] = {}
     if keys:
@@ -259,6 +265,26 @@ async def list_conversations(
         .where(Conversation.owner_id == owner_id, Conversation.agent_id == agent_id)
     )
     return list(rows), int(total or 0)
+
+
+async def delete_conversation(session: AsyncSession, conversation: Conversation) -> tuple[int, int] | None:
+    """Delete the conversation, its messages and its summaries; how many messages and summaries went with it
+    (None if it was gone already).
+
+    The conversation row is locked first: a writer adding to it finishes before, or finds it gone.
+    """
+    locked = await session.scalar(select(Conversation.id).where(Conversation.id == conversation.id).with_for_update())
+    if locked is None:
+        return None
+    messages = await session.execute(
+        delete(Message).where(Message.conversation_id == conversation.id).returning(Message.id)
+    )
+    summaries = await session.execute(
+        delete(Summary).where(Summary.conversation_id == conversation.id).returning(Summary.id)
+    )
+    counts = len(messages.all()), len(summaries.all())
+    await session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+    return counts
 
 
 async def transcript(session: AsyncSession, conversation: Conversation, *, first: int, limit: int) -> list[Message]:

@@ -93,10 +93,38 @@ def temporary_database(embedded: EmbeddedPostgres, *, template: str | None) -> I
         admin(embedded, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+# What a host sees by default (the `memory` tool profile); server/app.py's TOOLS says which profile offers each tool.
+MEMORY_TOOLS = {
+    "core_memory_view",
+    "core_memory_append",
+    "core_memory_replace",
+    "memory_insert",
+    "memory_replace",
+    "memory_rethink",
+    "archival_memory_insert",
+    "archival_memory_search",
+    "conversation_record",
+    "conversation_search",
+    "send_message",
+}
+
+
+def every_tool() -> set[str]:
+    """The names of every tool (the `full` profile), as tests/server/tool_contract.json pins them."""
+    return set(json.loads((Path(__file__).parent / "server" / "tool_contract.json").read_text()))
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a server on this test's database, offering every tool (the `full` profile), so that tests
+    reach every tool; a test of another profile makes its own settings."""
     return load_settings(
-        overrides={"database_url": database_url, "data_dir": str(tmp_path / "unused-data-dir")}, environ={}
+        overrides={
+            "database_url": database_url,
+            "data_dir": str(tmp_path / "unused-data-dir"),
+            "tool_profile": "full",
+        },
+        environ={},
     )
 
 
@@ -108,13 +136,14 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
 
 @pytest.fixture(params=["memory", "stdio", "http"])
 async def connection(request: pytest.FixtureRequest, settings: Settings, database_url: str) -> AsyncIterator[Client]:
-    """A client of Engram over each transport in turn: in memory, `engram serve` over stdio, and over HTTP."""
+    """A client of Engram over each transport in turn: in memory, `engram serve` over stdio, and over HTTP
+    (every one offering every tool)."""
     if request.param == "memory":
         async with Client(build_server(settings)) as connected:
             yield connected
     elif request.param == "stdio":
         environment = {**minimal_environment(), "ENGRAM_DATABASE_URL": database_url}
-        parameters = StdioServerParameters(command=engram_command(), args=["serve"], env=environment)
+        parameters = StdioServerParameters(command=engram_command(), args=["serve", "--tools", "full"], env=environment)
         async with Client(parameters, mode="legacy") as connected:
             yield connected
     else:
@@ -148,9 +177,10 @@ def free_port() -> int:
 async def engram_http(
     database_url: str, *, environment: dict[str, str] | None = None, args: Sequence[str] = ()
 ) -> AsyncIterator[str]:
-    """`engram serve --transport http` in a subprocess on a free port; yields its base URL once it answers."""
+    """`engram serve --transport http --tools full` in a subprocess on a free port; yields its base URL once it
+    answers."""
     port = free_port()
-    command = [engram_command(), "serve", "--transport", "http", "--port", str(port), *args]
+    command = [engram_command(), "serve", "--transport", "http", "--port", str(port), "--tools", "full", *args]
     env = {**minimal_environment(), "ENGRAM_DATABASE_URL": database_url, **(environment or {})}
     with tempfile.TemporaryFile() as log:
         process = await anyio.open_process(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)

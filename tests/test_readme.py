@@ -66,12 +66,36 @@ async def test_tool_examples_run_in_order_and_answer_as_the_readme_says(client: 
     assert replaced_once["chars_current"] == len(replaced_once["value"]) and replaced_once["chars_limit"] == 5000
     [rethought] = answers["memory_rethink"]
     assert (rethought["label"], rethought["value"]) == ("persona", "I plan trips by rail.")
+    # undo brings back the text before memory_replace; undoing the undo brings memory_replace's text back
+    undone, redone = answers["core_memory_undo"]
+    assert [(edit["value"], edit["version"]) for edit in (undone, redone)] == [
+        ("Name: Ada\nLives in Lisbon.\nPrefers night trains to planes.", 6),
+        (replaced_once["value"], 7),
+    ]
+    [history] = answers["core_memory_history"]
+    assert [(version["version"], version["actor"]) for version in history["versions"]] == [
+        (7, "core_memory_undo"),
+        (6, "core_memory_undo"),
+        (5, "memory_replace"),
+    ]
+    assert history["older"] == 4
+    [budget] = answers["block_create"]
+    [attached] = answers["block_attach"]  # named by its label: no other block has it
+    assert (attached["id"], attached["agents"]) == (budget["id"], ["travel"])
+    [blocks] = answers["block_list"]
+    assert [(block["label"], block["agents"]) for block in blocks["blocks"]] == [
+        ("budget", ["travel"]),
+        ("human", ["travel"]),
+        ("persona", ["travel"]),
+        ("rules", ["travel"]),
+    ]
     [view] = answers["core_memory_view"]
     for block in (
         "<value>\nI plan trips by rail.\n</value>",
         "<value>\nName: Ada\nLives in Porto.\nPrefers night trains to planes.\n</value>",
         "- read_only=true",
         "<value>\nAnswer in English.\n</value>",
+        "<value>\nAt most 500 EUR a trip.\n</value>",
     ):
         assert block in view["text"], block
 
@@ -94,9 +118,12 @@ async def test_tool_examples_run_in_order_and_answer_as_the_readme_says(client: 
     assert hits["assistant"]["before"] == f"user: {request}" and hits["user"]["after"] == f"assistant: {reply}"
     assert all(hit["conversation"] == "rail-2025" for hit in found["results"])
 
+    [updated] = answers["agent_update"]
+    settings = (updated["tags"], updated["model"], updated["system"], updated["description"])
+    assert settings == (["trips"], "openai/gpt-4o-mini", "You plan rail trips for Ada.", "")
     [listed] = answers["agent_list"]
-    assert [agent["name"] for agent in listed["agents"]] == ["travel"]
-    assert answers["agent_delete"] == [{"name": "travel", "blocks_deleted": 3}]
+    assert [(agent["name"], agent["tags"]) for agent in listed["agents"]] == [("travel", ["trips"])]
+    assert answers["agent_delete"] == [{"name": "travel", "blocks_deleted": 3}]  # the standalone 'budget' stays
 
 
 def test_command_line_examples_run(
@@ -118,7 +145,7 @@ def test_command_line_examples_run(
     assert "label" in capfd.readouterr().out  # the psql query printed its header
 
 
-def test_sql_examples_run_and_undo_restores_the_previous_value(database_url: str) -> None:
+def test_sql_examples_run(database_url: str) -> None:
     statements = [s.strip() for s in code_blocks("sql")[0].split(";") if s.strip()]
     assert main(["agents", "create", "default", "--human", "v1", "--database-url", database_url]) == 0
     engine = create_engine(database_url, poolclass=NullPool)
@@ -131,12 +158,10 @@ def test_sql_examples_run_and_undo_restores_the_previous_value(database_url: str
             )
         )
     with engine.begin() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-        value, version = connection.execute(text("SELECT value, version FROM blocks WHERE label = 'human'")).one()
-        saved = connection.execute(text("SELECT value FROM block_history WHERE actor = 'sql-undo'")).scalar()
+        results = [connection.execute(text(statement)) for statement in statements]
+        earlier = [tuple(row) for row in results[1]]  # what the human block said before each edit
     engine.dispose()
-    assert (value, version, saved) == ("v1", 3, "v2")
+    assert [(version, actor, value) for version, actor, _created_at, value in earlier] == [(1, "test", "v1")]
 
 
 def test_claude_code_hook_example_records_prompts_and_replies(database_url: str, tmp_path: Path) -> None:

@@ -18,6 +18,11 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,49}$")
 CONVERSATION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 DEFAULT_CONVERSATION = "default"
+MAX_TAGS = 20
+MAX_TAG_CHARS = 50
+MODEL_PATTERN = re.compile(r"^[^\s\x00]{1,200}$")
+MIN_CONTEXT_WINDOW = 4096  # the system prompt and the memory tools' schemas take 1,000-2,300 tokens
+MAX_CONTEXT_WINDOW = 10_000_000
 
 Role = Literal["user", "assistant", "tool", "system"]  # messages_role_valid in the schema allows the same
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -71,6 +76,41 @@ def _matching(pattern: re.Pattern[str], value: str, what: str, rule: str) -> str
     if not pattern.fullmatch(value):
         raise InvalidInputError(f"{what} {value[:220]!r} is not valid: {rule}")
     return value
+
+
+def check_tags(tags: list[str] | None) -> list[str]:
+    """Tags stripped and without repeats (passages' and agents' alike)."""
+    if not tags:
+        return []
+    if len(tags) > MAX_TAGS:
+        raise InvalidInputError(f"{len(tags)} tags given; use at most {MAX_TAGS}")
+    clean: list[str] = []
+    for tag in tags:
+        value = tag.strip()
+        if not value or len(value) > MAX_TAG_CHARS or "\x00" in value:
+            raise InvalidInputError(f"tag {tag[:60]!r} is not valid: use 1-{MAX_TAG_CHARS} characters")
+        if value not in clean:
+            clean.append(value)
+    return clean
+
+
+def check_model(model: str) -> str:
+    return _matching(
+        MODEL_PATTERN,
+        model,
+        "model",
+        "use a litellm model name (1-200 characters, no spaces), e.g. 'openai/gpt-4o-mini'",
+    )
+
+
+def check_context_window(tokens: int) -> int:
+    """A context window in tokens; 0 stands for "not set" (the server's setting, else the model's own)."""
+    if tokens != 0 and not MIN_CONTEXT_WINDOW <= tokens <= MAX_CONTEXT_WINDOW:
+        raise InvalidInputError(
+            f"context_window {tokens} is out of range: use {MIN_CONTEXT_WINDOW}-{MAX_CONTEXT_WINDOW} tokens, "
+            "or 0 for the server's default"
+        )
+    return tokens
 
 
 def check_role(role: str) -> Role:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engram.server import engram_version
-from engram.server.cli import agents, chat, doctor, ingest, serve, tokens
+from engram.server.cli import agents, blocks, chat, conversations, doctor, ingest, serve, tokens
 from engram.server.settings import SettingsError, load_settings
 from engram.storage.errors import EngramError
 
@@ -82,11 +82,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="engram", description="Letta-style long-term memory for MCP hosts.")
     parser.add_argument("--version", action="version", version=f"engram {engram_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for register in (serve.register, tokens.register, agents.register, ingest.register, chat.register, doctor.register):
+    for register in (
+        serve.register,
+        tokens.register,
+        agents.register,
+        blocks.register,
+        conversations.register,
+        ingest.register,
+        chat.register,
+        doctor.register,
+    ):
         register(commands, common)
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    keys = ("data_dir", "database_url", "log_level", "default_agent", "transport", "host", "port", "http_stateless")
+    keys = (
+        "data_dir",
+        "database_url",
+        "log_level",
+        "default_agent",
+        "transport",
+        "host",
+        "port",
+        "http_stateless",
+        "tool_profile",
+    )
     return {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}

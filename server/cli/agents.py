@@ -1,12 +1,14 @@
-"""`engram agents list|create|show|delete`."""
+"""`engram agents list|create|show|update|delete`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engram.server.cli.operation import run_with_scope
+from engram.server.cli.operation import refused_deletion, run_with_scope
+from engram.storage.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from engram.server.settings import Settings
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    agents = commands.add_parser("agents", help="list, create, show or delete agents")
+    agents = commands.add_parser("agents", help="list, create, show, update or delete agents")
     actions = agents.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[common], help="list agents")
     listing.set_defaults(run=_list)
@@ -24,14 +26,68 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     create.add_argument("--description", default="")
     create.add_argument("--persona", help="initial persona block")
     create.add_argument("--human", help="initial human block")
+    _settings_options(create, update=False)
     create.set_defaults(run=_create)
-    show = actions.add_parser("show", parents=[common], help="show an agent's core memory")
+    show = actions.add_parser("show", parents=[common], help="show an agent's settings and core memory")
     show.add_argument("name")
     show.set_defaults(run=_show)
+    update = actions.add_parser("update", parents=[common], help="change an agent's settings or name")
+    update.add_argument("name")
+    update.add_argument("--description", help="new description")
+    _settings_options(update, update=True)
+    update.add_argument("--new-name", dest="new_name", help="rename the agent (its memory stays with it)")
+    update.set_defaults(run=_update)
     delete = actions.add_parser("delete", parents=[common], help="delete an agent and its own blocks")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(run=_delete)
+
+
+def _settings_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
+    """The built-in agent's settings and the tags, as `create` and `update` take them."""
+    system = parser.add_mutually_exclusive_group()
+    system.add_argument(
+        "--system",
+        help="system prompt of the built-in agent"
+        + (" ('' returns to Engram's)" if update else " (default: Engram's memory-agent prompt)"),
+    )
+    system.add_argument(
+        "--system-file", dest="system_file", type=Path, help="read the system prompt from this file ('-': stdin)"
+    )
+    parser.add_argument(
+        "--model",
+        help="litellm model of the built-in agent, e.g. openai/gpt-4o-mini"
+        + (" ('' returns to llm_model)" if update else " (default: llm_model)"),
+    )
+    parser.add_argument(
+        "--context-window",
+        dest="context_window",
+        type=int,
+        help="tokens the built-in agent's prompt may hold" + (" (0 returns to the server's)" if update else ""),
+    )
+    parser.add_argument(
+        "--tags", help="comma-separated tags, e.g. work,rust" + (" ('' removes them)" if update else "")
+    )
+
+
+def _system(args: argparse.Namespace) -> str | None:
+    """--system, or the text of --system-file."""
+    text: str | None = args.system
+    file: Path | None = args.system_file
+    if file is None:
+        return text
+    if str(file) == "-":
+        return sys.stdin.read()
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read the system prompt from {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"cannot read the system prompt from {file}: it is not UTF-8 text") from None
+
+
+def _tags(text: str | None) -> list[str] | None:
+    return None if text is None else [tag for tag in text.split(",") if tag.strip()]
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
@@ -50,22 +106,55 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     if not found:
         print("no agents yet (the default agent is created on first use)")
     for agent in found:
-        print(f"{agent.name}\t{agent.created_at:%Y-%m-%d %H:%M}\t{agent.description}")
+        print(f"{agent.name}\t{agent.created_at:%Y-%m-%d %H:%M}\t{agent.description}\t{','.join(agent.tags)}")
     return 0
 
 
 def _create(settings: Settings, args: argparse.Namespace) -> int:
     from engram.tools.memory.agents import agent_create
 
+    system = _system(args)
     info = run_with_scope(
         settings,
         lambda scope: agent_create(
-            scope, args.name, description=args.description, persona=args.persona, human=args.human
+            scope,
+            args.name,
+            description=args.description,
+            persona=args.persona,
+            human=args.human,
+            system=system,
+            model=args.model,
+            context_window=args.context_window,
+            tags=_tags(args.tags),
         ),
         principal=args.principal,
     )
     print(f"created agent '{args.name}'")
+    _print_settings(info)
     _print_blocks(info)
+    return 0
+
+
+def _update(settings: Settings, args: argparse.Namespace) -> int:
+    from engram.tools.memory.agents import agent_update
+
+    system = _system(args)
+    info = run_with_scope(
+        settings,
+        lambda scope: agent_update(
+            scope,
+            args.name,
+            system=system,
+            description=args.description,
+            model=args.model,
+            context_window=args.context_window,
+            tags=_tags(args.tags),
+            new_name=args.new_name,
+        ),
+        principal=args.principal,
+    )
+    print(f"updated agent '{info.name}'" + (f" (was '{args.name}')" if info.name != args.name else ""))
+    _print_settings(info)
     return 0
 
 
@@ -74,14 +163,27 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
     from engram.tools.memory.core import core_memory_view
 
     async def show(scope: Scope) -> tuple[AgentInfo, str]:
-        return await agent_show(scope, args.name), await core_memory_view(scope, args.name)
+        return await agent_show(scope, args.name, system_chars=None), await core_memory_view(scope, args.name)
 
     info, rendered = run_with_scope(settings, show, principal=args.principal)
     print(f"agent {args.name}: {info.description}")
+    _print_settings(info)
     _print_blocks(info)
     print()
+    if info.system is not None:
+        print(f"system prompt:\n{info.system}\n")
     print(rendered)
     return 0
+
+
+def _print_settings(info: AgentInfo) -> None:
+    model = info.model or "the server's (llm_model)"
+    window = f"{info.context_window} tokens" if info.context_window else "the server's (llm_context_window)"
+    print(f"  model: {model}; context window: {window}")
+    system = "its own" if info.system is not None else "Engram's default"
+    print(f"  system prompt: {system}")
+    if info.tags:
+        print(f"  tags: {', '.join(info.tags)}")
 
 
 def _print_blocks(info: AgentInfo) -> None:
@@ -93,14 +195,8 @@ def _print_blocks(info: AgentInfo) -> None:
 def _delete(settings: Settings, args: argparse.Namespace) -> int:
     from engram.tools.memory.agents import agent_delete
 
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print("engram: deleting needs --yes when not run from a terminal", file=sys.stderr)
-            return 2
-        answer = input(f"delete agent '{args.name}' and all of its own memory? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing deleted")
-            return 1
+    if (refused := refused_deletion(args.yes, f"delete agent '{args.name}' and all of its own memory?")) is not None:
+        return refused
     result = run_with_scope(settings, lambda scope: agent_delete(scope, args.name), principal=args.principal)
     print(f"deleted agent '{result.name}' ({result.blocks_deleted} blocks)")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -23,3 +24,17 @@ def run_with_scope(settings: Settings, work: Callable[[Scope], Awaitable[T]], pr
             return await work(await runtime.scope(principal))
 
     return asyncio.run(run())
+
+
+def refused_deletion(yes: bool, question: str) -> int | None:
+    """None when a deletion may go ahead (--yes, or the person at the terminal answered yes to `question`);
+    otherwise the command's exit status."""
+    if yes:
+        return None
+    if not sys.stdin.isatty():
+        print("engram: deleting needs --yes when not run from a terminal", file=sys.stderr)
+        return 2
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
+        print("nothing deleted")
+        return 1
+    return None

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engram.server.cli.operation import run_with_scope
+from engram.server.settings import TOOL_PROFILES, Settings, SettingsError
 
 if TYPE_CHECKING:
-    from engram.server.settings import Settings
     from engram.storage.database import Database
     from engram.tools.scope import Scope
 
@@ -29,11 +30,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     serve.add_argument(
         "--stateless", dest="http_stateless", action="store_const", const=True, help="stateless streamable HTTP"
     )
+    serve.add_argument(
+        "--tools",
+        dest="tool_profile",
+        metavar="PROFILE",
+        help="tools offered: memory (the default: what a conversation needs), full (every tool), or tool and "
+        "profile names separated by commas",
+    )
     serve.set_defaults(run=_serve)
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import threading
+
+    if settings.tool_profile not in TOOL_PROFILES:
+        # Tool names are checked before anything starts (importing the server first: named profiles skip this).
+        from engram.server.app import offered_tools
+
+        try:
+            offered_tools(settings.tool_profile)
+        except SettingsError as exc:
+            print(f"engram: {exc}", file=sys.stderr)
+            return 2
 
     if settings.transport != "stdio":
         from engram.server.runtime import default_opener
@@ -50,8 +68,11 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         )
         starter.start()
 
+    import anyio
+
     from engram.server.app import build_server
     from engram.server.runtime import default_opener
+    from engram.server.stdio import serve_stdio
 
     open_database = default_opener(settings)
 
@@ -63,7 +84,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     # A host may stop its server with a signal while stdin is still open; a normal exit would then wait
     # for the thread blocked reading stdin. Release the embedded PostgreSQL and leave at once.
     _leave_on_signal()
-    build_server(settings, opener=opener).run("stdio")
+    anyio.run(serve_stdio, build_server(settings, opener=opener))
     return 0
 
 

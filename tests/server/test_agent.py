@@ -1,5 +1,6 @@
 """send_message through real MCP clients: the host's model through sampling (with tool use), progress and log
-notifications, litellm's mock responses, and the error that says which model to configure."""
+notifications, litellm's mock responses, the error that says which model to configure, and each agent's own
+system prompt, model and context window."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from engram.server.app import build_server
 from engram.server.settings import Settings, load_settings
+from engram.tools.loop.prompt import DEFAULT_SYSTEM_PROMPT
 from tests.conftest import call, call_error
 
 pytestmark = pytest.mark.anyio
@@ -122,7 +124,7 @@ async def test_a_host_without_tools_in_sampling_gets_no_tools_and_earlier_tool_u
 async def test_a_rate_limited_model_is_reported_as_unavailable_with_what_to_do(
     database_url: str, tmp_path: Path
 ) -> None:
-    overrides = {"database_url": database_url, "data_dir": str(tmp_path), "llm_max_retries": 0}
+    overrides = {"database_url": database_url, "data_dir": str(tmp_path), "llm_max_retries": 0, "tool_profile": "full"}
     async with Client(build_server(load_settings(overrides=overrides, environ={}))) as client:
         await call(client, "agent_create", name="limited")
         set_agent_llm(
@@ -163,3 +165,64 @@ async def test_an_agents_own_litellm_model_answers_with_mock_responses(settings:
     assert reply["reply"] == "Hello from the mock." and reply["model"] == "openai/gpt-4o-mini"
     transcript = await client.read_resource("engram://agents/mocked/conversations/c1")
     assert "Hello from the mock." in transcript.contents[0].text  # type: ignore[union-attr]
+
+
+PIRATE = "You are a pirate who keeps a ship's log in memory. Answer in pirate speech."
+
+
+async def test_send_message_gives_the_model_the_agents_own_system_prompt_until_it_is_reset(settings: Settings) -> None:
+    host = HostModel()
+    async with Client(
+        build_server(settings), sampling_callback=host, sampling_capabilities=TOOLS, mode="legacy"
+    ) as client:
+        await call(client, "agent_create", name="pirate", system=PIRATE)
+        await call(client, "send_message", message="I have a cat.", agent="pirate")
+        await call(client, "agent_update", name="pirate", system="")
+        await call(client, "send_message", message="I have a cat.", agent="pirate")
+    own, default = (request.system_prompt or "" for request in (host.requests[0], host.requests[2]))
+    assert own.startswith(f'{PIRATE}\n\n<memory_blocks agent="pirate">') and DEFAULT_SYSTEM_PROMPT not in own
+    assert default.startswith(f'{DEFAULT_SYSTEM_PROMPT}\n\n<memory_blocks agent="pirate">')
+
+
+def add_llm_options(database_url: str, agent: str, options: dict[str, Any]) -> None:
+    """Give the agent's model litellm options (here mock_response: litellm answers without a provider)."""
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE agents SET llm = llm || jsonb_build_object('options', CAST(:options AS jsonb)) WHERE name = :n"
+            ),
+            {"options": json.dumps(options), "n": agent},
+        )
+    engine.dispose()
+
+
+async def test_the_model_given_to_agent_create_or_agent_update_answers_for_the_agent(
+    settings: Settings, client: Client
+) -> None:
+    await call(client, "agent_create", name="mocked", model="openai/gpt-4o-mini")
+    add_llm_options(settings.sqlalchemy_url() or "", "mocked", {"mock_response": "Hello from the mock."})
+    first = await call(client, "send_message", message="hi", agent="mocked")
+    assert (first["reply"], first["model"]) == ("Hello from the mock.", "openai/gpt-4o-mini")
+    await call(client, "agent_update", name="mocked", model="openai/gpt-4.1-mini")
+    second = await call(client, "send_message", message="hi again", agent="mocked")
+    assert (second["reply"], second["model"]) == ("Hello from the mock.", "openai/gpt-4.1-mini")
+
+
+async def test_an_agents_own_context_window_wins_over_the_servers(database_url: str, tmp_path: Path) -> None:
+    overrides = {
+        "database_url": database_url,
+        "data_dir": str(tmp_path),
+        "llm_context_window": 1_000_000,
+        "tool_profile": "full",
+    }
+    async with Client(build_server(load_settings(overrides=overrides, environ={}))) as client:
+        for name, window in (("small", 4096), ("large", None)):
+            await call(client, "agent_create", name=name, model="openai/gpt-4o-mini", context_window=window)
+            add_llm_options(database_url, name, {"mock_response": "Noted."})
+            for n in range(10):
+                long_text = f"Message {n}: " + "the quick brown fox jumps over the lazy dog. " * 40
+                await call(client, "conversation_record", agent=name, conversation="c", role="user", content=long_text)
+        small = await call(client, "send_message", message="hi", agent="small", conversation="c")
+        large = await call(client, "send_message", message="hi", agent="large", conversation="c")
+    assert small["summaries_made"] >= 1 and large["summaries_made"] == 0

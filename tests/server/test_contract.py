@@ -1,4 +1,4 @@
-"""The surface the models see: each tool's name and input schema, pinned.
+"""The surface the models see: each tool's name and input schema, pinned (every tool: the `full` profile).
 
 A change here is a change to every host's prompt. If it is deliberate, regenerate the snapshot with
 `ENGRAM_UPDATE_CONTRACT=1 pytest tests/server/test_contract.py` (the run fails once it has written the
@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp.client.client import Client
 
+from engram.server.app import build_server
+from engram.server.settings import Settings
+
 pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).with_name("tool_contract.json")
 
 
-async def test_tool_names_and_input_schemas_match_the_pinned_contract(client: Client) -> None:
-    listed = await client.list_tools()
+@pytest.fixture
+async def full(settings: Settings) -> AsyncIterator[Client]:
+    """A client offered every tool (the `full` profile), whatever profile the other tests' settings use."""
+    async with Client(build_server(settings.model_copy(update={"tool_profile": "full"}))) as connected:
+        yield connected
+
+
+async def test_tool_names_and_input_schemas_match_the_pinned_contract(full: Client) -> None:
+    listed = await full.list_tools()
     contract = {tool.name: tool.input_schema for tool in sorted(listed.tools, key=lambda t: t.name)}
     if os.environ.get("ENGRAM_UPDATE_CONTRACT"):
         SNAPSHOT.write_text(json.dumps(contract, indent=2, sort_keys=True) + "\n")
@@ -30,8 +40,8 @@ async def test_tool_names_and_input_schemas_match_the_pinned_contract(client: Cl
     assert contract == json.loads(SNAPSHOT.read_text())
 
 
-async def test_every_tool_has_a_description_and_annotations(client: Client) -> None:
-    for tool in (await client.list_tools()).tools:
+async def test_every_tool_has_a_description_and_annotations(full: Client) -> None:
+    for tool in (await full.list_tools()).tools:
         assert tool.description and len(tool.description) > 30, tool.name
         assert tool.annotations is not None, tool.name
         for path, schema in properties(tool.input_schema, tool.name):

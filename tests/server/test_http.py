@@ -91,6 +91,7 @@ async def team_app(database_url: str, tmp_path: Path) -> AsyncIterator[ASGIApp]:
             "data_dir": str(tmp_path),
             "http_stateless": True,
             "tokens": {"alice": ALICE, "bob": BOB},
+            "tool_profile": "full",
         },
         environ={},
     )

@@ -107,3 +107,16 @@ def test_a_default_agent_name_the_agent_tools_would_refuse_is_named_with_its_sou
 
 def test_a_default_agent_name_the_agent_tools_accept_loads() -> None:
     assert load_settings(environ={"ENGRAM_DEFAULT_AGENT": "notes_2025.v1-a"}).default_agent == "notes_2025.v1-a"
+
+
+def test_a_tool_profile_may_list_names_in_toml_or_with_commas_and_may_not_be_empty(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('tool_profile = ["memory", "agent_list"]\n')
+    assert load_settings(config, environ={}).tool_profile == "memory,agent_list"
+    assert load_settings(environ={"ENGRAM_TOOL_PROFILE": " memory , agent_list "}).tool_profile == "memory,agent_list"
+    with pytest.raises(SettingsError) as refused:
+        load_settings(environ={"ENGRAM_TOOL_PROFILE": " , "})
+    assert str(refused.value) == (
+        "invalid setting 'tool_profile' (from environment variable ENGRAM_TOOL_PROFILE): Value error, give 'memory', "
+        "'full', or tool names separated by commas"
+    )

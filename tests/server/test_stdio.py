@@ -15,7 +15,7 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import TextResourceContents
 
-from tests.conftest import call, engram_command, minimal_environment
+from tests.conftest import MEMORY_TOOLS, call, engram_command, every_tool, minimal_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -26,18 +26,24 @@ def serve_environment(data_dir: Path) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def engram_serve(data_dir: Path) -> AsyncIterator[Client]:
-    parameters = StdioServerParameters(command=engram_command(), args=["serve"], env=serve_environment(data_dir))
+async def engram_serve(data_dir: Path, *args: str) -> AsyncIterator[Client]:
+    parameters = StdioServerParameters(command=engram_command(), args=["serve", *args], env=serve_environment(data_dir))
     async with Client(parameters, mode="legacy") as client:
         yield client
 
 
-async def test_engram_serve_offers_the_tools_over_stdio(tmp_path: Path) -> None:
+async def test_engram_serve_offers_the_memory_tools_over_stdio(tmp_path: Path) -> None:
     async with engram_serve(tmp_path) as client:
-        names = {tool.name for tool in (await client.list_tools()).tools}
-        assert {"core_memory_view", "core_memory_append", "memory_rethink", "agent_create"} <= names
+        assert {tool.name for tool in (await client.list_tools()).tools} == MEMORY_TOOLS
         result = await call(client, "core_memory_append", label="human", content="Prefers dark mode.")
         assert result["value"].endswith("\nPrefers dark mode.")
+
+
+async def test_engram_serve_with_tools_full_offers_every_tool_over_stdio(tmp_path: Path) -> None:
+    async with engram_serve(tmp_path, "--tools", "full") as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} == every_tool()
+        created = await call(client, "agent_create", name="notes")
+    assert created["name"] == "notes"
 
 
 async def test_archival_memory_over_stdio_with_the_shipped_embedding_model(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from engram.storage.migrations import HEAD
 from engram.storage.schema import Base
 from tests.conftest import temporary_database
 
-AGENT_COLUMNS = ["id", "owner_id", "name", "description", "system", "llm", "created_at", "updated_at"]
+AGENT_COLUMNS = ["id", "owner_id", "name", "description", "system", "llm", "created_at", "updated_at"]  # at 0006
 
 
 @pytest.fixture
@@ -79,11 +79,48 @@ def test_a_database_at_0005_upgrades_in_place_dropping_the_agent_columns_nothing
         connection.commit()
     assert prepare_schema(empty_database) is True
     with engine.connect() as connection:
-        assert agent_columns(connection) == AGENT_COLUMNS
+        assert agent_columns(connection) == [*AGENT_COLUMNS, "tags"]
         assert connection.execute(text("SELECT name FROM agents")).scalars().all() == ["kept"]
         migrate_to(connection, "downgrade", "0005")
         assert agent_columns(connection) == [*AGENT_COLUMNS, "embedding_model", "metadata"]
         assert connection.execute(text("SELECT embedding_model, metadata FROM agents")).one() == (None, {})
+    engine.dispose()
+
+
+def test_a_database_at_0006_upgrades_in_place_giving_its_agents_no_tags(empty_database: str) -> None:
+    engine = create_engine(empty_database, poolclass=NullPool)
+    with engine.connect() as connection:
+        migrate_to(connection, "upgrade", "0006")
+        connection.execute(text("INSERT INTO principals (id, name) VALUES (gen_random_uuid(), 'local')"))
+        connection.execute(
+            text("INSERT INTO agents (id, owner_id, name) SELECT gen_random_uuid(), id, 'kept' FROM principals")
+        )
+        connection.commit()
+    assert prepare_schema(empty_database) is True
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT name, tags FROM agents")).one() == ("kept", [])
+        migrate_to(connection, "downgrade", "0006")
+        assert agent_columns(connection) == AGENT_COLUMNS
+    engine.dispose()
+
+
+def test_a_database_at_0007_upgrades_in_place_its_blocks_made_with_agents_not_standalone(empty_database: str) -> None:
+    engine = create_engine(empty_database, poolclass=NullPool)
+    with engine.connect() as connection:
+        migrate_to(connection, "upgrade", "0007")
+        connection.execute(text("INSERT INTO principals (id, name) VALUES (gen_random_uuid(), 'local')"))
+        connection.execute(
+            text(
+                "INSERT INTO blocks (id, owner_id, label, char_limit) "
+                "SELECT gen_random_uuid(), id, 'human', 100 FROM principals"
+            )
+        )
+        connection.commit()
+    assert prepare_schema(empty_database) is True
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT label, standalone FROM blocks")).one() == ("human", False)
+        migrate_to(connection, "downgrade", "0007")
+        assert connection.execute(text("SELECT label FROM blocks")).scalars().all() == ["human"]
     engine.dispose()
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+from datetime import datetime
 from typing import Any
 
+import anyio
 import pytest
 from mcp.client.client import Client
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from engram.server.app import build_server
+from engram.server.settings import Settings
 from tests.conftest import Invalid, call, call_error, says
 
 pytestmark = pytest.mark.anyio
@@ -208,3 +213,118 @@ async def test_agent_list_pages(client: Client) -> None:
     assert first["total"] == 5 and first["next_page"] == 2
     last = await call(client, "agent_list", page=3, page_size=2)
     assert [a["name"] for a in last["agents"]] == ["agent-4"] and last["next_page"] is None
+
+
+async def test_history_lists_versions_newest_first_with_what_made_each(client: Client) -> None:
+    await call(client, "agent_create", name="notes", human="v1")
+    await call(client, "memory_rethink", agent="notes", label="human", new_memory="v2")
+    await call(client, "core_memory_append", agent="notes", label="human", content="v3")
+    await call(client, "core_memory_replace", agent="notes", label="human", old_content="v3", new_content="w3")
+    history = await call(client, "core_memory_history", agent="notes", label="human")
+    assert (history["agent"], history["label"], history["older"]) == ("notes", "human", 0)
+    assert [(v["version"], v["value"], v["chars"], v["actor"]) for v in history["versions"]] == [
+        (4, "v2\nw3", 5, "core_memory_replace"),
+        (3, "v2\nv3", 5, "core_memory_append"),
+        (2, "v2", 2, "memory_rethink"),
+        (1, "v1", 2, "created"),
+    ]
+    moments = [datetime.fromisoformat(v["created_at"]) for v in history["versions"]]
+    assert moments == sorted(moments, reverse=True)
+    [block] = [b for b in (await call(client, "block_list", label="human"))["blocks"] if b["agents"] == ["notes"]]
+    assert history["block_id"] == block["id"]
+
+
+async def test_history_shows_the_newest_versions_and_counts_the_older_ones(client: Client) -> None:
+    for n in range(2, 7):
+        await call(client, "memory_rethink", label="human", new_memory=f"v{n}")
+    history = await call(client, "core_memory_history", label="human", limit=2)
+    assert [(v["version"], v["value"], v["actor"]) for v in history["versions"]] == [
+        (6, "v6", "memory_rethink"),
+        (5, "v5", "memory_rethink"),
+    ]
+    assert history["older"] == 4
+
+
+async def test_history_shortens_long_values(client: Client) -> None:
+    await call(client, "memory_rethink", label="human", new_memory="x" * 5000)
+    [current, _first] = (await call(client, "core_memory_history", label="human"))["versions"]
+    assert (current["value"], current["chars"]) == ("x" * 599 + "…", 5000)
+    [current, _first] = (await call(client, "core_memory_history", label="human", limit=50))["versions"]
+    assert current["value"] == "x" * 119 + "…"
+
+
+async def test_undo_brings_back_the_previous_value_as_a_new_version_and_an_undo_can_be_undone(
+    client: Client,
+) -> None:
+    await call(client, "memory_rethink", label="human", new_memory="Name: Ada")
+    await call(client, "core_memory_append", label="human", content="Likes tea.")
+    undone = await call(client, "core_memory_undo", label="human")
+    assert (undone["value"], undone["version"]) == ("Name: Ada", 4)
+    assert "<value>\nName: Ada\n</value>" in (await call(client, "core_memory_view"))["text"]
+    redone = await call(client, "core_memory_undo", label="human")
+    assert (redone["value"], redone["version"]) == ("Name: Ada\nLikes tea.", 5)
+    history = await call(client, "core_memory_history", label="human", limit=3)
+    assert [(v["version"], v["actor"]) for v in history["versions"]] == [
+        (5, "core_memory_undo"),
+        (4, "core_memory_undo"),
+        (3, "core_memory_append"),
+    ]
+
+
+async def test_undo_with_nothing_to_undo_is_refused(client: Client) -> None:
+    await call(client, "agent_create", name="fresh")
+    assert await call_error(client, "core_memory_undo", agent="fresh", label="human") == (
+        "block 'human' of agent 'fresh' has no earlier version to go back to (it is at version 1); nothing to undo"
+    )
+    assert await call_error(client, "core_memory_undo", agent="fresh", label="nope") == (
+        "agent 'fresh' has no block 'nope'; its blocks are: 'persona', 'human'"
+    )
+
+
+async def test_undo_respects_the_blocks_limit(client: Client, database_url: str) -> None:
+    await call(client, "agent_create", name="small", blocks=[{"label": "notes", "value": "a long first text"}])
+    await call(client, "memory_rethink", agent="small", label="notes", new_memory="short")
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE blocks SET char_limit = 10 WHERE label = 'notes'"))
+    engine.dispose()
+    assert await call_error(client, "core_memory_undo", agent="small", label="notes") == (
+        "version 1 of block 'notes' holds 17 characters, over the block's limit of 10, so it cannot come back as "
+        "it was; rewrite the block with memory_rethink instead"
+    )
+    assert (await call(client, "core_memory_history", agent="small", label="notes"))["versions"][0]["version"] == 2
+
+
+async def test_concurrent_undos_and_edits_each_make_one_version(settings: Settings) -> None:
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(Client(build_server(settings))) for _ in range(3)]
+        await call(clients[0], "memory_rethink", label="human", new_memory="start")
+
+        async def work(index: int, client: Client) -> None:
+            for n in range(8):
+                if index == 0:
+                    await call(client, "core_memory_append", label="human", content=f"line {n}")
+                else:
+                    await call(client, "core_memory_undo", label="human")
+
+        async with anyio.create_task_group() as group:
+            for index, client in enumerate(clients):
+                group.start_soon(work, index, client)
+        history = await call(clients[0], "core_memory_history", label="human", limit=50)
+    versions = [v["version"] for v in history["versions"]]
+    assert versions == list(range(2 + 3 * 8, 0, -1))
+
+
+async def test_history_pruned_by_an_operator_says_what_it_no_longer_knows(client: Client, database_url: str) -> None:
+    for n in range(2, 5):
+        await call(client, "memory_rethink", label="human", new_memory=f"v{n}")
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM block_history WHERE version <= 2"))  # kept: version 3's text
+    engine.dispose()
+    history = await call(client, "core_memory_history", label="human")
+    assert [(v["version"], v["value"], v["actor"], v["created_at"] is None) for v in history["versions"]] == [
+        (4, "v4", "memory_rethink", False),
+        (3, "v3", "unknown", True),
+    ]
+    assert (await call(client, "core_memory_undo", label="human"))["value"] == "v3"  # its text is still kept

@@ -13,6 +13,8 @@ import anyio
 import pytest
 from mcp.client.client import Client
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from engram.server.app import build_server
 from engram.server.runtime import open_runtime
@@ -351,3 +353,98 @@ async def test_import_is_idempotent_keeps_timestamps_and_adds_only_new_lines(
     assert (grown.messages_added, grown.messages_already_stored) == (1, 2)
     assert [row.ordinal for row in stored] == [1, 2, 3]
     assert stored[0].created_at.isoformat() == "2024-06-01T08:00:00+00:00"
+
+
+async def test_conversation_delete_removes_its_messages_and_summaries_and_nothing_else(
+    client: Client, settings: Settings
+) -> None:
+    for content in ("Book the sleeper to Vienna.", "Booked cabin 7."):
+        await call(client, "conversation_record", role="user", content=content, conversation="trip")
+    await call(
+        client, "conversation_record", role="user", content="The Vienna office opens in May.", conversation="work"
+    )
+    async with local_scope(settings) as scope, scope.sessions.begin() as session:
+        await session.execute(
+            text(
+                "INSERT INTO summaries (owner_id, agent_id, conversation_id, first_ordinal, last_ordinal, evicted, "
+                "text, kind) SELECT owner_id, agent_id, id, 1, 1, 1, 'A trip to Vienna.', 'summary' "
+                "FROM conversations WHERE name = 'trip'"
+            )
+        )
+    deleted = await call(client, "conversation_delete", conversation="trip")
+    assert deleted == {"agent": "default", "conversation": "trip", "messages_deleted": 2, "summaries_deleted": 1}
+    found = await call(client, "conversation_search", query="Vienna")
+    assert [hit["text"] for hit in found["results"]] == ["The Vienna office opens in May."]
+    async with local_scope(settings) as scope:
+        assert await count_messages(scope) == 1
+        async with scope.sessions.begin() as session:
+            assert await session.scalar(text("SELECT count(*) FROM summaries")) == 0
+    assert await call_error(client, "conversation_delete", conversation="trip") == (
+        "agent 'default' has no conversation 'trip'; engram://agents/default/conversations lists them"
+    )
+    again = await call(client, "conversation_record", role="user", content="Back from Vienna.", conversation="trip")
+    assert again["ordinal"] == 1  # the name starts a new conversation
+
+
+async def test_a_message_whose_conversation_is_deleted_while_it_waits_is_refused_with_what_to_do(
+    client: Client, database_url: str
+) -> None:
+    await call(client, "conversation_record", role="user", content="first", conversation="race")
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    refused: list[str] = []
+
+    async def record() -> None:
+        refused.append(
+            await call_error(client, "conversation_record", role="user", content="second", conversation="race")
+        )
+
+    try:
+        async with engine.connect() as deleter:
+            await deleter.execute(text("SELECT id FROM conversations WHERE name = 'race' FOR UPDATE"))
+            async with anyio.create_task_group() as group:
+                group.start_soon(record)
+                await waiting_for_a_lock(engine)  # the record waits for the conversation row, which is deleted now
+                await deleter.execute(text("DELETE FROM conversations WHERE name = 'race'"))
+                await deleter.commit()
+    finally:
+        await engine.dispose()
+    assert refused == ["conversation 'race' was deleted while the message was being added; record it again"]
+
+
+async def waiting_for_a_lock(engine: AsyncEngine) -> None:
+    """Return once another session of this database waits for a row lock (polled from a fresh transaction)."""
+    with anyio.fail_after(30):
+        while True:
+            async with engine.connect() as probe:
+                waiting = await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'"
+                    )
+                )
+            if waiting:
+                return
+            await anyio.sleep(0.02)  # polling another session's state: PostgreSQL offers no event for it
+
+
+async def test_a_delete_that_waits_for_another_delete_of_its_conversation_says_it_is_gone(
+    client: Client, database_url: str
+) -> None:
+    await call(client, "conversation_record", role="user", content="Once.", conversation="twice")
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    refused: list[str] = []
+
+    async def delete() -> None:
+        refused.append(await call_error(client, "conversation_delete", conversation="twice"))
+
+    try:
+        async with engine.connect() as other:
+            await other.execute(text("SELECT id FROM conversations WHERE name = 'twice' FOR UPDATE"))
+            async with anyio.create_task_group() as group:
+                group.start_soon(delete)
+                await waiting_for_a_lock(engine)  # the tool found the conversation and waits to lock it
+                await other.execute(text("DELETE FROM conversations WHERE name = 'twice'"))
+                await other.commit()
+    finally:
+        await engine.dispose()
+    assert refused == ["agent 'default' has no conversation 'twice'; engram://agents/default/conversations lists them"]

@@ -40,7 +40,7 @@ class LoopConfig:
     """How the built-in agent runs: its step limit, and when and how far the summarizer compacts."""
 
     max_steps: int = 10
-    context_window: int = 0  # tokens; 0 = the agent's own setting, else the model's window
+    context_window: int = 0  # tokens (llm_context_window); an agent's own context_window wins; 0 = the model's
     trigger: float = 0.9
     target: float = 0.7
     evict_share: float = 0.3
@@ -196,8 +196,10 @@ async def _compact(
 
 
 def _policy(config: LoopConfig, agent_row: Agent, llm: LLM) -> ContextPolicy:
+    """The agent's own context window (agent_create, agent_update), else the server's, else the model's."""
+    own = int((agent_row.llm or {}).get("context_window") or 0)
     return ContextPolicy(
-        window=config.context_window or int((agent_row.llm or {}).get("context_window") or 0) or llm.context_window,
+        window=own or config.context_window or llm.context_window,
         trigger=config.trigger,
         target=config.target,
         evict_share=config.evict_share,

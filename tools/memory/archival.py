@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, Field
 
 from engram.storage.errors import InvalidInputError, NotFoundError
-from engram.tools.arguments import AgentArg, check_text, time_range
+from engram.tools.arguments import AgentArg, check_tags, check_text, time_range
 from engram.tools.memory.agents import resolve_agent
 from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embed_query, run_legs
 from engram.tools.repositories import passage_repo, search
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from engram.storage.passages import PassageFilter
     from engram.storage.schema import Passage
 
-MAX_TAGS = 20
-MAX_TAG_CHARS = 50
 MAX_TOP_K = 50
 ANSWER_CHARS = 6000  # all result texts of one answer together (~1.5k tokens), so a search never floods the host
 VECTOR_WEIGHT = 1.0
@@ -202,21 +200,6 @@ def hit(passage: Passage, score: float, limit: int) -> PassageHit:
         created_at=passage.created_at,
         score=score,
     )
-
-
-def check_tags(tags: list[str] | None) -> list[str]:
-    if not tags:
-        return []
-    if len(tags) > MAX_TAGS:
-        raise InvalidInputError(f"{len(tags)} tags given; use at most {MAX_TAGS}")
-    clean: list[str] = []
-    for tag in tags:
-        value = tag.strip()
-        if not value or len(value) > MAX_TAG_CHARS or "\x00" in value:
-            raise InvalidInputError(f"tag {tag[:60]!r} is not valid: use 1-{MAX_TAG_CHARS} characters")
-        if value not in clean:
-            clean.append(value)
-    return clean
 
 
 def passage_filter(tags: list[str] | None, tag_match: str, start: str | None, end: str | None) -> PassageFilter:

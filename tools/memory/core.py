@@ -1,18 +1,20 @@
-"""Core memory: the blocks that stay in the agent's context, with Letta's edit tools.
+"""Core memory: the blocks that stay in the agent's context, with Letta's edit tools, their history and undo.
 
 Every edit runs in one transaction that row-locks the block, checks it, writes the previous value to
 block_history and stores the new value, so concurrent edits from several clients never lose an update.
+A block attached to several agents is one row: an edit through any of them is seen by all.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
-from engram.storage.errors import InvalidEditError, LimitExceededError, NotFoundError, ReadOnlyError
+from engram.storage.errors import InvalidEditError, InvalidInputError, LimitExceededError, NotFoundError, ReadOnlyError
 from engram.tools.arguments import AgentArg, check_label, check_text
 from engram.tools.memory.agents import resolve_agent
 from engram.tools.memory.render import render_core_memory
@@ -22,9 +24,12 @@ from engram.tools.scope import Scope
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engram.storage.schema import Block
+    from engram.storage.schema import Agent, Block
 
 Label = Annotated[str, Field(description="Label of the block, e.g. 'human' or 'persona'.", max_length=50)]
+
+MAX_HISTORY = 50
+HISTORY_CHARS = 6000  # the texts of one history answer together, so it never floods the host
 
 
 class BlockView(BaseModel):
@@ -75,16 +80,22 @@ async def _missing_block(
     return NotFoundError(f"agent '{agent_name}' has no block '{label}'; its blocks are: {known}")
 
 
+async def _lock_editable(session: AsyncSession, scope: Scope, agent: str | None, label: str) -> tuple[Agent, Block]:
+    """The agent's block, row-locked until the transaction ends; refused if it is read-only."""
+    agent_row = await resolve_agent(session, scope, agent)
+    block = await block_repo.lock_for_edit(session, scope.owner_id, agent_row.id, label)
+    if block is None:
+        raise await _missing_block(session, scope, agent_row.id, agent_row.name, label)
+    if block.read_only:
+        raise ReadOnlyError(f"block '{label}' of agent '{agent_row.name}' is read-only; it cannot be edited")
+    return agent_row, block
+
+
 async def _edit(scope: Scope, agent: str | None, label: str, actor: str, change: Callable[[str], str]) -> BlockView:
     """Apply `change` to the block's current value under a row lock, enforce the limit, record history."""
     check_label(label)
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
-        block = await block_repo.lock_for_edit(session, scope.owner_id, agent_row.id, label)
-        if block is None:
-            raise await _missing_block(session, scope, agent_row.id, agent_row.name, label)
-        if block.read_only:
-            raise ReadOnlyError(f"block '{label}' of agent '{agent_row.name}' is read-only; it cannot be edited")
+        agent_row, block = await _lock_editable(session, scope, agent, label)
         new_value = change(block.value)
         if len(new_value) > block.char_limit:
             raise LimitExceededError(
@@ -196,6 +207,91 @@ async def memory_rethink(
     """Rewrite a core memory block completely, to reorganise or condense it. The old value is kept in history."""
     check_text("new_memory", new_memory, max_chars=scope.max_input_chars, allow_empty=True)
     return await _edit(scope, agent, label, "memory_rethink", lambda _value: new_memory)
+
+
+class BlockVersion(BaseModel):
+    version: int
+    value: str = Field(description="The block's text at this version (shortened with '…' when long).")
+    chars: int = Field(description="Length of the whole text.")
+    actor: str = Field(
+        description="What made this version: a tool (e.g. 'core_memory_append'), a command, or 'created'."
+    )
+    created_at: datetime | None
+
+
+class BlockVersions(BaseModel):
+    agent: str
+    label: str
+    block_id: str
+    versions: list[BlockVersion] = Field(description="Newest first: the first is the block's current text.")
+    older: int = Field(description="How many earlier versions are not shown (ask with a higher limit).")
+
+
+async def core_memory_history(
+    scope: Scope,
+    label: Label,
+    agent: AgentArg = None,
+    limit: Annotated[int, Field(ge=1, le=MAX_HISTORY, description="How many versions to show, newest first.")] = 10,
+) -> BlockVersions:
+    """Show a core memory block's versions, newest first: each one's text, what made it, and when.
+
+    core_memory_undo brings back the previous version.
+    """
+    check_label(label)
+    if not 1 <= limit <= MAX_HISTORY:
+        raise InvalidInputError(f"limit {limit} is not valid; show 1 to {MAX_HISTORY} versions")
+    shown = max(100, min(scope.result_chars, HISTORY_CHARS // limit))
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        block = await block_repo.get(session, scope.owner_id, agent_row.id, label)
+        if block is None:
+            raise await _missing_block(session, scope, agent_row.id, agent_row.name, label)
+        versions, older = await block_repo.versions(session, scope.owner_id, block, limit=limit)
+    return BlockVersions(
+        agent=agent_row.name,
+        label=label,
+        block_id=str(block.id),
+        versions=[
+            BlockVersion(
+                version=version.version,
+                value=version.value if len(version.value) <= shown else version.value[: shown - 1] + "…",
+                chars=len(version.value),
+                actor=version.actor,
+                created_at=version.created_at,
+            )
+            for version in versions
+        ],
+        older=older,
+    )
+
+
+async def core_memory_undo(scope: Scope, label: Label, agent: AgentArg = None) -> BlockView:
+    """Undo the last change to a core memory block: its previous text comes back, as a new version.
+
+    Undoing again brings back what the undo replaced. core_memory_history shows every version.
+    """
+    return await undo(scope, agent, label, actor="core_memory_undo")
+
+
+async def undo(scope: Scope, agent: str | None, label: str, *, actor: str) -> BlockView:
+    """`core_memory_undo` for every door; `actor` (the tool or command) goes into the block's history."""
+    check_label(label)
+    async with scope.sessions.begin() as session:
+        agent_row, block = await _lock_editable(session, scope, agent, label)
+        previous = await block_repo.version_of(session, block, block.version - 1)
+        if previous is None:
+            raise InvalidEditError(
+                f"block '{label}' of agent '{agent_row.name}' has no earlier version to go back to (it is at "
+                f"version {block.version}); nothing to undo"
+            )
+        if len(previous.value) > block.char_limit:
+            raise LimitExceededError(
+                f"version {previous.version} of block '{label}' holds {len(previous.value)} characters, over the "
+                f"block's limit of {block.char_limit}, so it cannot come back as it was; rewrite the block with "
+                "memory_rethink instead"
+            )
+        await block_repo.write_value(session, block, previous.value, actor)
+        return _view(agent_row.name, block)
 
 
 def _quote(text: str, limit: int = 80) -> str:

@@ -88,6 +88,13 @@ class ConversationList(BaseModel):
     conversations: list[ConversationInfo]
 
 
+class ConversationDeleted(BaseModel):
+    agent: str
+    conversation: str
+    messages_deleted: int
+    summaries_deleted: int = Field(description="The built-in agent's summaries of the conversation, removed with it.")
+
+
 class TranscriptMessage(BaseModel):
     ordinal: int
     role: str
@@ -300,13 +307,35 @@ def shorten(text_value: str, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-async def list_conversations(scope: Scope, agent: str | None, *, limit: int = 100) -> ConversationList:
+async def list_conversations(scope: Scope, agent: str | None, *, limit: int = 100, offset: int = 0) -> ConversationList:
+    """The agent's conversations, most recently active first: `limit` of them from `offset` on, and the total."""
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         rows, total = await message_repo.list_conversations(
-            session, scope.owner_id, agent_row.id, limit=limit, offset=0
+            session, scope.owner_id, agent_row.id, limit=limit, offset=offset
         )
     return ConversationList(agent=agent_row.name, total=total, conversations=[conversation_info(row) for row in rows])
+
+
+async def conversation_delete(
+    scope: Scope,
+    conversation: Annotated[str, Field(description="Name of the conversation to delete, with all of its messages.")],
+    agent: AgentArg = None,
+) -> ConversationDeleted:
+    """Delete a conversation from recall memory: its messages, and the built-in agent's summaries of it.
+
+    This cannot be undone. Other conversations, core memory and archival memory are not touched.
+    """
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await find_conversation(session, scope, agent_row, conversation)
+        deleted = await message_repo.delete_conversation(session, thread)
+        if deleted is None:  # deleted meanwhile by another call
+            raise missing_conversation(agent_row, conversation)
+    messages, summaries = deleted
+    return ConversationDeleted(
+        agent=agent_row.name, conversation=thread.name, messages_deleted=messages, summaries_deleted=summaries
+    )
 
 
 async def read_transcript(scope: Scope, agent: str | None, conversation: str, page: int = 1) -> Transcript:
@@ -333,11 +362,15 @@ async def read_transcript(scope: Scope, agent: str | None, conversation: str, pa
 async def find_conversation(session: AsyncSession, scope: Scope, agent_row: Agent, name: str) -> Conversation:
     found = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, check_conversation(name))
     if found is None:
-        raise NotFoundError(
-            f"agent '{agent_row.name}' has no conversation '{name}'; "
-            f"engram://agents/{agent_row.name}/conversations lists them"
-        )
+        raise missing_conversation(agent_row, name)
     return found
+
+
+def missing_conversation(agent_row: Agent, name: str) -> NotFoundError:
+    return NotFoundError(
+        f"agent '{agent_row.name}' has no conversation '{name}'; "
+        f"engram://agents/{agent_row.name}/conversations lists them"
+    )
 
 
 def conversation_info(row: Conversation) -> ConversationInfo:

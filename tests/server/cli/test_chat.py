@@ -104,3 +104,16 @@ def test_summarize_a_conversation_that_does_not_exist_names_it(
 ) -> None:
     assert main(["summarize", "default", "--conversation", "nope", "--database-url", database_url]) == 1
     assert "no conversation 'nope'" in capsys.readouterr().err
+
+
+def test_the_model_flag_of_a_chat_wins_over_the_agents_own_model(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = ["--database-url", database_url]
+    assert main(["agents", "create", "bot", *db]) == 0
+    llm = {"model": "no-provider-knows-this-model", "options": {"mock_response": "Hello from the flag's model."}}
+    _sql(database_url, "UPDATE agents SET llm = CAST(:llm AS jsonb) WHERE name = 'bot'", llm=json.dumps(llm))
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
+    capsys.readouterr()
+    assert main(["chat", "bot", "--model", "openai/gpt-4o-mini", *db]) == 0
+    assert "bot> Hello from the flag's model." in capsys.readouterr().out
