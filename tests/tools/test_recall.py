@@ -288,6 +288,11 @@ async def test_bad_search_input_gets_a_clear_error(
             "conversation name 'has spaces' is not valid: use 1-200 letters, digits, '_', '.', ':', '@' or '-', "
             "starting with a letter or digit",
         ),
+        (
+            {"role": "user", "content": "hi", "conversation": ""},
+            "conversation name '' is not valid: use 1-200 letters, digits, '_', '.', ':', '@' or '-', "
+            "starting with a letter or digit",
+        ),
     ],
 )
 async def test_bad_record_input_stores_nothing(
@@ -448,3 +453,12 @@ async def test_a_delete_that_waits_for_another_delete_of_its_conversation_says_i
     finally:
         await engine.dispose()
     assert refused == ["agent 'default' has no conversation 'twice'; engram://agents/default/conversations lists them"]
+
+
+async def test_an_empty_conversation_filter_is_refused_rather_than_dropped(client: Client) -> None:
+    await call(client, "conversation_record", role="user", content="The ferry leaves at nine.", conversation="trip")
+    message = await call_error(client, "conversation_search", query="ferry", conversation="")
+    assert message == (
+        "conversation name '' is not valid: use 1-200 letters, digits, '_', '.', ':', '@' or '-', "
+        "starting with a letter or digit"
+    )

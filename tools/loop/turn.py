@@ -81,7 +81,7 @@ async def send_message(
 ) -> AgentReply:
     """Send a message to the agent: it may edit its memory with tools, then replies."""
     text = check_text("message", message, max_chars=scope.max_input_chars)
-    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    name = check_conversation(DEFAULT_CONVERSATION if conversation is None else conversation)
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         thread = await message_repo.ensure_conversation(session, scope.owner_id, agent_row.id, name, source="agent")
@@ -210,7 +210,7 @@ async def summarize_conversation(
     scope: Scope, agent: str | None, conversation: str | None, *, choose_llm: LLMChooser, config: LoopConfig
 ) -> Compaction | None:
     """Summarize the oldest in-context messages now (as at the threshold); None when there is nothing to evict."""
-    name = conversation or DEFAULT_CONVERSATION
+    name = DEFAULT_CONVERSATION if conversation is None else conversation
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         thread = await find_conversation(session, scope, agent_row, name)
@@ -232,7 +232,7 @@ class SummaryView(BaseModel):
 
 
 async def current_summary(scope: Scope, agent: str | None, conversation: str | None) -> SummaryView:
-    name = conversation or DEFAULT_CONVERSATION
+    name = DEFAULT_CONVERSATION if conversation is None else conversation
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         thread = await find_conversation(session, scope, agent_row, name)

@@ -136,7 +136,7 @@ async def record_message(
     create_agent: bool = False,
 ) -> RecordedMessage:
     """Append one message to a conversation (created on first use, noting `source`: mcp, cli, a hook)."""
-    name = check_conversation(conversation or DEFAULT_CONVERSATION)
+    name = check_conversation(DEFAULT_CONVERSATION if conversation is None else conversation)
     text_value = check_text("content", content, max_chars=scope.max_input_chars)
     checked_role = check_role(role)
     async with scope.sessions.begin() as session:
@@ -181,7 +181,7 @@ async def conversation_search(
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         conversation_id = (
-            (await find_conversation(session, scope, agent_row, conversation)).id if conversation else None
+            (await find_conversation(session, scope, agent_row, conversation)).id if conversation is not None else None
         )
     where = message_repo.MessageFilter(
         roles=wanted_roles,
