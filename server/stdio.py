@@ -23,29 +23,35 @@ from pydantic import ValidationError
 READ_BUFFER = 0
 
 
+def _details(exc: Exception) -> list[Any]:
+    """The validation errors of an unreadable line (the first says why it could not be read), or none."""
+    return list(exc.errors()) if isinstance(exc, ValidationError) else []
+
+
 def is_blank(exc: Exception) -> bool:
     """Whether the unreadable line was empty or only white space (nothing was asked: no answer is due)."""
-    if not isinstance(exc, ValidationError) or not exc.errors():
-        return False
-    line = exc.errors()[0].get("input")
+    details = _details(exc)
+    line = details[0].get("input") if details else None
     return isinstance(line, str) and not line.strip()
 
 
 def error_for(exc: Exception) -> types.JSONRPCError:
     """The JSON-RPC error answering a line the transport could not read as a message."""
-    if isinstance(exc, ValidationError) and exc.errors() and exc.errors()[0]["type"] != "json_invalid":
-        request_id = next(
-            (
-                found["id"]
-                for error in exc.errors()
-                if isinstance(found := error.get("input"), dict) and isinstance(found.get("id"), int | str)
-            ),
-            None,
-        )
-        first = exc.errors()[0]["msg"]
-        return _error(request_id, types.INVALID_REQUEST, f"Invalid Request: not a JSON-RPC message ({first})")
-    detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) and exc.errors() else str(exc)
-    return _error(None, types.PARSE_ERROR, f"Parse error: {detail}")
+    details = _details(exc)
+    if not details:
+        return _error(None, types.PARSE_ERROR, f"Parse error: {exc}")
+    if details[0]["type"] == "json_invalid":
+        return _error(None, types.PARSE_ERROR, f"Parse error: {details[0]['msg']}")
+    request_id = next(
+        (
+            found["id"]
+            for error in details
+            if isinstance(found := error.get("input"), dict) and isinstance(found.get("id"), int | str)
+        ),
+        None,
+    )
+    message = f"Invalid Request: not a JSON-RPC message ({details[0]['msg']})"
+    return _error(request_id, types.INVALID_REQUEST, message)
 
 
 def _error(request_id: int | str | None, code: int, message: str) -> types.JSONRPCError:

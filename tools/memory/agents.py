@@ -23,6 +23,7 @@ from engram.tools.arguments import (
     check_tags,
     check_text,
 )
+from engram.tools.memory.render import cut
 from engram.tools.repositories import agent_repo, block_repo
 from engram.tools.scope import Scope
 
@@ -201,7 +202,7 @@ async def agent_info(
         id=str(agent.id),
         name=agent.name,
         description=agent.description,
-        system=_shortened(agent.system, system_chars) if agent.system else None,
+        system=(agent.system if system_chars is None else cut(agent.system, system_chars)) if agent.system else None,
         model=str(llm["model"]) if llm.get("model") else None,
         context_window=int(llm["context_window"]) if llm.get("context_window") else None,
         tags=list(agent.tags),
@@ -209,10 +210,6 @@ async def agent_info(
         updated_at=agent.updated_at,
         blocks=[block_summary(block) for block in blocks],
     )
-
-
-def _shortened(text: str, limit: int | None) -> str:
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 SystemArg = Annotated[

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from engram.storage.errors import ConflictError, InvalidInputError, NotFoundError
 from engram.tools.arguments import LABEL_PATTERN, check_label, check_text
 from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.render import cut
 from engram.tools.repositories import block_repo
 from engram.tools.scope import Scope
 
@@ -231,8 +232,8 @@ def block_info(block: Block, agents: list[str], shown: int) -> BlockInfo:
     return BlockInfo(
         id=str(block.id),
         label=block.label,
-        description=_shorten(block.description, shown),
-        preview=_shorten(block.value, shown),
+        description=cut(block.description, shown),
+        preview=cut(block.value, shown),
         chars_current=len(block.value),
         chars_limit=block.char_limit,
         read_only=block.read_only,
@@ -241,7 +242,3 @@ def block_info(block: Block, agents: list[str], shown: int) -> BlockInfo:
         agents=agents[:AGENTS_SHOWN],
         agent_count=len(agents),
     )
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from engram.storage.errors import InvalidEditError, InvalidInputError, LimitExceededError, NotFoundError, ReadOnlyError
 from engram.tools.arguments import AgentArg, check_label, check_text
 from engram.tools.memory.agents import resolve_agent
-from engram.tools.memory.render import render_core_memory
+from engram.tools.memory.render import cut, render_core_memory
 from engram.tools.repositories import block_repo
 from engram.tools.scope import Scope
 
@@ -254,7 +254,7 @@ async def core_memory_history(
         versions=[
             BlockVersion(
                 version=version.version,
-                value=version.value if len(version.value) <= shown else version.value[: shown - 1] + "…",
+                value=cut(version.value, shown),
                 chars=len(version.value),
                 actor=version.actor,
                 created_at=version.created_at,

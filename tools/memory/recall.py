@@ -26,6 +26,7 @@ from engram.tools.arguments import (
 )
 from engram.tools.memory.agents import resolve_agent
 from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embed_query, run_legs
+from engram.tools.memory.render import cut
 from engram.tools.repositories import message_repo, search
 from engram.tools.scope import Scope
 
@@ -303,8 +304,7 @@ def snippet(text_value: str, query: str, limit: int) -> tuple[str, bool]:
 
 
 def shorten(text_value: str, limit: int) -> str:
-    flat = " ".join(text_value.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return cut(" ".join(text_value.split()), limit)
 
 
 async def list_conversations(scope: Scope, agent: str | None, *, limit: int = 100, offset: int = 0) -> ConversationList:

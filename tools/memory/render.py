@@ -9,6 +9,11 @@ if TYPE_CHECKING:
     from engram.storage.schema import Block
 
 
+def cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` - 1 characters and '…' when it is longer than `limit`."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def render_block(block: Block) -> str:
     lines = [f"<{block.label}>"]
     if block.description:
