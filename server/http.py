@@ -1,4 +1,5 @@
-"""Engram over HTTP: streamable HTTP at /mcp, legacy SSE at /sse (+ /messages/), GET /healthz.
+"""Engram over HTTP: streamable HTTP at /mcp, legacy SSE at /sse (+ /messages/), the REST API at /v1 (its
+docs at /v1/docs), GET /healthz.
 
 Bearer tokens map to principals; each principal sees only its own memory. Tokens come from the
 `tokens` setting or from `engram tokens create` (stored hashed). With no token anywhere, HTTP serves the
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engram.server.app import build_server
+from engram.server.rest.app import PREFIX, build_rest_app, is_open
 from engram.server.runtime import DatabaseOpener, Runtime
 from engram.server.settings import Settings
 from engram.storage.errors import ConfigurationError
@@ -57,7 +59,8 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 class TokenAuthentication(AuthenticationBackend):
     """Bearer tokens as Starlette authentication: a request's `user` is its token's principal.
 
-    Every path but /healthz needs `Authorization: Bearer <token>`; the MCP tools read the principal from
+    Every path but /healthz and the REST API's description (rest.app.is_open) needs `Authorization: Bearer
+    <token>`; the MCP tools read the principal from
     `request.user` (server.runtime.principal_of).
     """
 
@@ -65,7 +68,7 @@ class TokenAuthentication(AuthenticationBackend):
         self._verify = verify
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        if conn.url.path in OPEN_PATHS:
+        if conn.url.path in OPEN_PATHS or is_open(conn.url.path):
             return None
         scheme, _, token = conn.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -119,6 +122,7 @@ def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, 
         host=settings.host,
         max_request_body_size=settings.max_request_bytes,
     )
+    rest = build_rest_app(settings, runtime, security)
     from_settings = static_verifier(settings)
 
     async def verify(token: str) -> str | None:
@@ -137,6 +141,9 @@ def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, 
         path = scope.get("path", "")
         if path == "/healthz" and scope.get("method") == "GET":
             await healthz(scope, receive, send)
+            return
+        if path == PREFIX or path.startswith(f"{PREFIX}/"):
+            await rest(scope, receive, send)
             return
         target = sse if path == "/sse" or path.startswith("/messages/") else streamable
         await target(scope, receive, send)

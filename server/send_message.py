@@ -41,14 +41,15 @@ def loop_config(settings: Settings) -> LoopConfig:
 
 
 def litellm_for(settings: Settings, model: str, agent_llm: dict[str, Any] | None = None) -> LiteLLM:
-    options = (agent_llm or {}).get("options")
+    own = (agent_llm or {}).get("options")
+    options = {**settings.llm_options, **(own if isinstance(own, dict) else {})}
     return LiteLLM(
         model,
         context_window=settings.llm_context_window or None,
         max_tokens=settings.llm_max_tokens,
         timeout=settings.llm_timeout,
         retries=settings.llm_max_retries,
-        options=dict(options) if isinstance(options, dict) else None,
+        options=options or None,
     )
 
 

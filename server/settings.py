@@ -5,6 +5,7 @@ Each layer is read explicitly so that an invalid value can be reported with the 
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -105,6 +106,11 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="Tokens the agent's prompt may hold; 0 = the model's own window (8192 when unknown).",
     )
+    llm_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Further arguments for litellm\'s completion call, e.g. {"api_base": "http://localhost:11434"} '
+        "for a local server (in the environment as JSON); an agent's own options win.",
+    )
     llm_max_tokens: int = Field(default=1024, ge=16, le=200_000, description="Longest reply, in tokens.")
     llm_timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds to wait for one model call.")
     llm_max_retries: int = Field(default=3, ge=0, le=20, description="Retries of a rate-limited or failed call.")
@@ -191,6 +197,17 @@ class Settings(BaseSettings):
         if any("=" not in pair for pair in pairs):
             raise ValueError("use 'principal=token' pairs separated by commas")
         return dict(pair.split("=", 1) for pair in pairs)
+
+    @field_validator("llm_options", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        """A JSON object (an environment variable) as a mapping."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('use a JSON object, e.g. {"api_base": "http://localhost:11434"}') from None
 
     @field_validator("default_agent")
     @classmethod

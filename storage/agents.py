@@ -10,7 +10,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engram.storage.schema import Agent
+from engram.storage.paging import Cursor, keyset_page
+from engram.storage.schema import Agent, AgentBlock, Block, Conversation, Message, Passage
 
 NAME_KEY = "agents_owner_name_key"
 
@@ -109,3 +110,66 @@ async def list_page(session: AsyncSession, owner_id: uuid.UUID, *, offset: int, 
 
 async def delete_agent(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID) -> None:
     await session.execute(delete(Agent).where(Agent.owner_id == owner_id, Agent.id == agent_id))
+
+
+async def get(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID) -> Agent | None:
+    return await session.scalar(select(Agent).where(Agent.owner_id == owner_id, Agent.id == agent_id))
+
+
+async def page(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    cursor: Cursor,
+    *,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    match_all_tags: bool = False,
+) -> list[Agent]:
+    """The owner's agents in order of creation, a keyset page at a time; only the one called `name`, and only
+    those with any (or all) of `tags`, when given."""
+    query = select(Agent).where(Agent.owner_id == owner_id)
+    if name is not None:
+        query = query.where(Agent.name == name)
+    if tags:
+        query = query.where(Agent.tags.contains(tags) if match_all_tags else Agent.tags.overlap(tags))
+    return await keyset_page(session, query, Agent.created_at, Agent.id, cursor, what="agent")
+
+
+async def statistics(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID) -> dict[str, Any]:
+    """How much memory the agent holds, and when it last changed."""
+    blocks = await session.scalar(select(func.count()).select_from(AgentBlock).where(AgentBlock.agent_id == agent_id))
+    passages = (
+        await session.execute(
+            select(func.count(), func.max(Passage.created_at)).where(
+                Passage.owner_id == owner_id, Passage.agent_id == agent_id
+            )
+        )
+    ).one()
+    conversations = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(Conversation.message_count), 0),
+                func.max(Conversation.last_message_at),
+            ).where(Conversation.owner_id == owner_id, Conversation.agent_id == agent_id)
+        )
+    ).one()
+    edited = await session.scalar(
+        select(func.max(Block.updated_at))
+        .join(AgentBlock, AgentBlock.block_id == Block.id)
+        .where(AgentBlock.agent_id == agent_id, Block.owner_id == owner_id)
+    )
+    waiting = await session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.owner_id == owner_id, Message.agent_id == agent_id, Message.embedding_model.is_(None))
+    )
+    moments = [moment for moment in (passages[1], conversations[2], edited) if moment is not None]
+    return {
+        "blocks": int(blocks or 0),
+        "passages": int(passages[0]),
+        "conversations": int(conversations[0]),
+        "messages": int(conversations[1]),
+        "last_activity": max(moments) if moments else None,
+        "messages_waiting_for_embedding": int(waiting or 0),
+    }

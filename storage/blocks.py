@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engram.storage.paging import Cursor, keyset_page
 from engram.storage.schema import Agent, AgentBlock, Block, BlockHistory
 
 
@@ -193,6 +194,20 @@ async def write_value(session: AsyncSession, block: Block, new_value: str, actor
     await session.flush()
 
 
+def set_settings(
+    block: Block, *, char_limit: int | None = None, description: str | None = None, read_only: bool | None = None
+) -> None:
+    """Change the block's limit, description or read-only flag (None leaves one); written with the next flush,
+    together with a new value if one follows, so the limit is checked against the text that ends up stored.
+    The caller holds the row lock."""
+    if char_limit is not None:
+        block.char_limit = char_limit
+    if description is not None:
+        block.description = description
+    if read_only is not None:
+        block.read_only = read_only
+
+
 async def delete_unlinked(session: AsyncSession, owner_id: uuid.UUID, block_ids: list[uuid.UUID]) -> int:
     """Delete those of the given blocks that no agent links to any more, except standalone ones (made on their
     own, they stay until deleted on their own); returns how many."""
@@ -260,3 +275,31 @@ async def version_of(session: AsyncSession, block: Block, version: int) -> Block
         .order_by(BlockHistory.id.desc())
         .limit(1)
     )
+
+
+async def by_id(session: AsyncSession, owner_id: uuid.UUID, block_id: uuid.UUID) -> Block | None:
+    return await session.scalar(select(Block).where(Block.owner_id == owner_id, Block.id == block_id))
+
+
+async def of_agents(
+    session: AsyncSession, owner_id: uuid.UUID, agent_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Block]]:
+    """Each agent's blocks in display order, in one query."""
+    rows = await session.execute(
+        select(AgentBlock.agent_id, Block)
+        .join(Block, Block.id == AgentBlock.block_id)
+        .where(AgentBlock.agent_id.in_(agent_ids), Block.owner_id == owner_id)
+        .order_by(AgentBlock.agent_id, AgentBlock.position, Block.label)
+    )
+    found: dict[uuid.UUID, list[Block]] = {agent_id: [] for agent_id in agent_ids}
+    for agent_id, block in rows:
+        found[agent_id].append(block)
+    return found
+
+
+async def page(session: AsyncSession, owner_id: uuid.UUID, cursor: Cursor, *, label: str | None = None) -> list[Block]:
+    """The owner's blocks in order of creation, a keyset page at a time; with `label`, only those."""
+    query = select(Block).where(Block.owner_id == owner_id)
+    if label is not None:
+        query = query.where(Block.label == label)
+    return await keyset_page(session, query, Block.created_at, Block.id, cursor, what="block")

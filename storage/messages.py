@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engram.storage import search
 from engram.storage.errors import ConflictError
+from engram.storage.paging import Cursor, keyset_page
 from engram.storage.schema import Conversation, Message, Summary
 
 
@@ -58,6 +59,7 @@ class StoredMessage:
     id: uuid.UUID
     ordinal: int
     created: bool  # False when the conversation already held a message with its external key
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,14 @@ async def append(
     known: dict[str, StoredMessage] = {}
     if keys:
         rows = await session.execute(
-            select(Message.external_key, Message.id, Message.ordinal).where(
+            select(Message.external_key, Message.id, Message.ordinal, Message.created_at).where(
                 Message.conversation_id == conversation.id, Message.external_key.in_(keys)
             )
         )
-        known = {row.external_key: StoredMessage(row.id, row.ordinal, created=False) for row in rows}
+        known = {
+            row.external_key: StoredMessage(row.id, row.ordinal, created=False, created_at=row.created_at)
+            for row in rows
+        }
     results: list[StoredMessage] = []
     now = datetime.now(UTC)
     rows_to_add: list[dict[str, Any]] = []
@@ -147,7 +152,7 @@ async def append(
             "search_call": message.search_call,
             "created_at": message.created_at or now,
         }
-        stored = StoredMessage(row["id"], count, created=True)
+        stored = StoredMessage(row["id"], count, created=True, created_at=row["created_at"])
         if message.external_key is not None:
             known[message.external_key] = replace(stored, created=False)
         rows_to_add.append(row)
@@ -345,3 +350,23 @@ async def models_in_use(session: AsyncSession) -> dict[str, int]:
         )
     )
     return {row.model: int(row.n) for row in rows}
+
+
+async def page(session: AsyncSession, conversation: Conversation, cursor: Cursor) -> list[Message]:
+    """The conversation's messages in order, a keyset page at a time."""
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    return await keyset_page(session, query, Message.ordinal, Message.id, cursor, what="message")
+
+
+async def conversations_page(
+    session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, cursor: Cursor
+) -> list[Conversation]:
+    """The agent's conversations in order of creation, a keyset page at a time."""
+    query = select(Conversation).where(Conversation.owner_id == owner_id, Conversation.agent_id == agent_id)
+    return await keyset_page(session, query, Conversation.created_at, Conversation.id, cursor, what="conversation")
+
+
+async def by_external_key(session: AsyncSession, conversation: Conversation, key: str) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.conversation_id == conversation.id, Message.external_key == key)
+    )

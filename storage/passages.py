@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engram.storage import search, sha256_hex
+from engram.storage.paging import Cursor, keyset_page
 from engram.storage.schema import Passage
 
 
@@ -180,3 +181,21 @@ async def models_in_use(session: AsyncSession) -> dict[str, int]:
         text("SELECT coalesce(embedding_model, '(none)') AS model, count(*) AS n FROM passages GROUP BY 1")
     )
     return {row.model: int(row.n) for row in rows}
+
+
+async def get(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, passage_id: uuid.UUID) -> Passage | None:
+    return await session.scalar(
+        select(Passage).where(Passage.owner_id == owner_id, Passage.agent_id == agent_id, Passage.id == passage_id)
+    )
+
+
+async def page(
+    session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, cursor: Cursor, *, containing: str | None = None
+) -> list[Passage]:
+    """The agent's passages in order of storing, a keyset page at a time; with `containing`, only those whose
+    text holds it (case-insensitive)."""
+    query = select(Passage).where(Passage.owner_id == owner_id, Passage.agent_id == agent_id)
+    if containing:
+        escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Passage.text.ilike(f"%{escaped}%", escape="\\"))
+    return await keyset_page(session, query, Passage.created_at, Passage.id, cursor, what="passage")

@@ -189,7 +189,7 @@ class Summary(Base):
     last_ordinal: Mapped[int] = mapped_column(Integer)
     evicted: Mapped[int] = mapped_column(Integer)  # messages this step took out of context
     text: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(Text)  # 'summary', or 'truncation' when the summarizer failed
+    kind: Mapped[str] = mapped_column(Text)  # 'summary'; 'truncation' when the summarizer failed; 'reset' (empty)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

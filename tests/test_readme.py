@@ -7,16 +7,18 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp.client.client import Client
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from engram.server.cli import main
-from tests.conftest import call
+from tests.conftest import call, engram_http
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -210,4 +212,28 @@ def test_claude_code_hook_example_records_prompts_and_replies(database_url: str,
         ("claude-code", "7f3c-session", "claude-code", "user", "Which port does the API use?"),
         ("claude-code", "7f3c-session", "claude-code", "assistant", "It listens on port 8443."),
         ("claude-code", "7f3c-session", "claude-code", "assistant", "Port 8443."),
+    ]
+
+
+@pytest.mark.anyio
+async def test_letta_client_script_runs_unchanged_but_for_base_url_and_api_key(database_url: str) -> None:
+    script = next(block for block in code_blocks("python") if "from letta_client import Letta" in block)
+    environment = {
+        "ENGRAM_TOKENS": "readme=readme-token-1234",
+        "ENGRAM_LLM_MODEL": "openai/gpt-4o-mini",
+        "ENGRAM_LLM_OPTIONS": json.dumps({"mock_response": "It shipped on 3 March."}),
+    }
+    async with engram_http(database_url, environment=environment) as base_url:
+        adapted = script.replace('"http://127.0.0.1:8283"', repr(base_url)).replace('"TOKEN"', '"readme-token-1234"')
+        assert adapted.count(base_url) == 1 and adapted.count("readme-token-1234") == 1
+        done = await anyio.run_process([sys.executable, "-c", adapted], check=False)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    assert done.stdout.decode().splitlines() == [
+        "['support-bot']",
+        "Dana's order #1042 shipped on 3 March.",
+        "It shipped on 3 March.",
+        "assistant_message",
+        "stop_reason",
+        "usage_statistics",
+        "4 messages",
     ]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from engram.storage.errors import ConflictError
 from engram.tools.arguments import DEFAULT_CONVERSATION, AgentArg, ConversationArg, check_conversation, check_text
 from engram.tools.loop.functions import SEARCH_CALLS, run_tool, tool_schemas
 from engram.tools.loop.llm import LLM, ChatMessage, LLMReply
@@ -24,6 +25,7 @@ from engram.tools.loop.prompt import MemoryStats, chat_messages, system_message
 from engram.tools.loop.summarizer import Compaction, ContextPolicy, compact, needs_compaction
 from engram.tools.memory.agents import resolve_agent
 from engram.tools.memory.recall import find_conversation
+from engram.tools.memory.records import MessageRecord
 from engram.tools.repositories import block_repo, message_repo, summary_repo
 from engram.tools.scope import Scope
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 LLMChooser = Callable[[dict[str, Any]], LLM]  # the agent's llm settings (model, context_window) -> a model
 Progress = Callable[[int, int, str], Awaitable[None]]  # step, step limit, what the agent does now
+Emit = Callable[[MessageRecord], Awaitable[None]]  # each message of the turn, once it is stored
+OTID_KEY = "otid:"  # external key of a user message sent with an otid (Letta's client's id for a message)
 COMPACTION_ROUNDS = 3
 
 
@@ -69,6 +73,10 @@ async def _no_progress(_step: int, _total: int, _message: str) -> None:
     pass
 
 
+async def _no_emit(_message: MessageRecord) -> None:
+    pass
+
+
 async def send_message(
     scope: Scope,
     message: Annotated[str, Field(description="The message to send to the agent.")],
@@ -78,8 +86,15 @@ async def send_message(
     choose_llm: LLMChooser,
     config: LoopConfig,
     progress: Progress = _no_progress,
+    emit: Emit = _no_emit,
+    otid: str | None = None,
 ) -> AgentReply:
-    """Send a message to the agent: it may edit its memory with tools, then replies."""
+    """Send a message to the agent: it may edit its memory with tools, then replies.
+
+    `emit` receives every message of the turn as it is stored (the user's first). A message with an `otid`
+    that the conversation already holds is not answered again: ConflictError (a retried request; the REST
+    API replays the stored turn instead).
+    """
     text = check_text("message", message, max_chars=scope.max_input_chars)
     name = check_conversation(DEFAULT_CONVERSATION if conversation is None else conversation)
     async with scope.sessions.begin() as session:
@@ -87,7 +102,11 @@ async def send_message(
         thread = await message_repo.ensure_conversation(session, scope.owner_id, agent_row.id, name, source="agent")
     llm = choose_llm(dict(agent_row.llm or {}))
     policy = _policy(config, agent_row, llm)
-    await _store(scope, thread, [message_repo.NewMessage(role="user", text=text, content={"text": text})])
+    user = message_repo.NewMessage(
+        role="user", text=text, content={"text": text}, external_key=f"{OTID_KEY}{otid}" if otid else None
+    )
+    if not await _store(scope, thread, [user], emit):
+        raise ConflictError(f"the message with otid '{otid}' was sent already; it is answered once")
     tools = tool_schemas()
     used: list[ToolUse] = []
     summaries_made = 0
@@ -100,7 +119,7 @@ async def send_message(
         if made:
             await progress(step, config.max_steps, f"step {step}: summarized {sum(c.evicted for c in made)} messages")
         reply = await llm.complete(prompt, tools)
-        await _store(scope, thread, [_assistant_message(reply)])
+        await _store(scope, thread, [_assistant_message(reply)], emit)
         if not reply.tool_calls:
             return _reply(agent_row, name, reply.text, used, step, "reply", summaries_made, llm)
         for call in reply.tool_calls:
@@ -114,10 +133,11 @@ async def send_message(
                     message_repo.NewMessage(
                         role="tool",
                         text=outcome.text,
-                        content={"text": outcome.text, "tool_call_id": call.id, "name": call.name},
+                        content={"text": outcome.text, "tool_call_id": call.id, "name": call.name, "ok": outcome.ok},
                         search_call=call.name in SEARCH_CALLS,
                     )
                 ],
+                emit,
             )
     final = reply.text or f"(the agent was stopped after {config.max_steps} steps while still using its tools)"
     return _reply(agent_row, name, final, used, config.max_steps, "step_limit", summaries_made, llm)
@@ -219,11 +239,30 @@ async def summarize_conversation(
     return await _compact(scope, llm, view, tool_schemas(), _policy(config, agent_row, llm), None)
 
 
+async def reset_context(scope: Scope, agent: str | None, conversation: str | None) -> int:
+    """Start the built-in agent's context of a conversation afresh (Letta's reset-messages); returns how many
+    messages left its context. The messages stay in recall memory, searchable; a conversation not started yet
+    has nothing to reset."""
+    name = check_conversation(DEFAULT_CONVERSATION if conversation is None else conversation)
+    async with scope.sessions.begin() as session:
+        agent_row = await resolve_agent(session, scope, agent)
+        thread = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, name)
+        if thread is None:
+            return 0
+        current = await summary_repo.conversation(session, thread.id)
+        evicted = current.message_count - current.context_start + 1
+        if evicted > 0:
+            await summary_repo.evict(
+                session, current, through=current.message_count, evicted=evicted, text="", kind="reset"
+            )
+        return max(evicted, 0)
+
+
 class SummaryView(BaseModel):
     agent: str
     conversation: str
     summary: str | None = Field(description="The newest summary, or null if nothing has left the context yet.")
-    kind: str | None = Field(description="'summary', or 'truncation' when the summarizer failed.")
+    kind: str | None = Field(description="'summary'; 'truncation' when the summarizer failed; 'reset' when reset.")
     covers: list[int] | None = Field(description="First and last message ordinal the summary covers.")
     summaries: int = Field(description="How many summaries this conversation has had.")
     in_context_from: int = Field(description="Ordinal of the first message still in the agent's context.")
@@ -251,10 +290,27 @@ async def current_summary(scope: Scope, agent: str | None, conversation: str | N
     )
 
 
-async def _store(scope: Scope, thread: Conversation, new: list[message_repo.NewMessage]) -> None:
+async def _store(scope: Scope, thread: Conversation, new: list[message_repo.NewMessage], emit: Emit) -> bool:
+    """Store the messages and emit them; False (nothing stored) when one's external key was known already."""
     async with scope.sessions.begin() as session:
-        await message_repo.append(session, thread, new)
+        stored = await message_repo.append(session, thread, new)
+    if not all(item.created for item in stored):
+        return False
     scope.recorded()
+    for message, item in zip(new, stored, strict=True):
+        await emit(
+            MessageRecord(
+                id=item.id,
+                agent_id=thread.agent_id,
+                conversation=thread.name,
+                ordinal=item.ordinal,
+                role=message.role,
+                text=message.text,
+                content=message.content,
+                created_at=item.created_at,
+            )
+        )
+    return True
 
 
 def _assistant_message(reply: LLMReply) -> message_repo.NewMessage:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
-from engram.storage.errors import ConflictError, InvalidInputError, NotFoundError
+from engram.storage.errors import ConflictError, InvalidInputError, LimitExceededError, NotFoundError, ReadOnlyError
 from engram.tools.arguments import LABEL_PATTERN, check_label, check_text
 from engram.tools.memory.agents import resolve_agent
 from engram.tools.memory.render import cut
@@ -178,6 +178,49 @@ async def block_delete(scope: Scope, block: BlockRef) -> BlockDeleted:
         attached = await block_repo.agents_of(session, scope.owner_id, [found.id])
         await block_repo.delete_block(session, scope.owner_id, found.id)
     return BlockDeleted(id=str(found.id), label=found.label, detached_from=attached[found.id])
+
+
+async def block_update(
+    scope: Scope,
+    block: BlockRef,
+    *,
+    value: str | None = None,
+    limit: int | None = None,
+    description: str | None = None,
+    read_only: bool | None = None,
+    actor: str = "block_update",
+) -> BlockInfo:
+    """Change a block's text, limit, description or read-only flag (None leaves one as it is), for a person
+    curating memory (the REST API, the web UI). A new text is a new version in the block's history.
+
+    A read-only block's text changes only in a request that also clears the flag; a limit below the text's
+    length is refused, as is a text over the limit.
+    """
+    if value is not None:
+        check_text("value", value, max_chars=scope.max_input_chars, allow_empty=True)
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInputError(f"limit {limit} is not valid; use 1 to {MAX_LIMIT} characters")
+    if description is not None:
+        check_text("description", description, max_chars=2000, allow_empty=True)
+    async with scope.sessions.begin() as session:
+        found = await resolve_block(session, scope, block)
+        new_value = found.value if value is None else value
+        new_limit = found.char_limit if limit is None else limit
+        stays_read_only = found.read_only if read_only is None else read_only
+        if value is not None and value != found.value and found.read_only and stays_read_only:
+            raise ReadOnlyError(
+                f"block '{found.label}' is read-only; send read_only=false with the new value to change its text"
+            )
+        if len(new_value) > new_limit:
+            raise LimitExceededError(
+                f"block '{found.label}' would hold {len(new_value)} characters, over its limit of {new_limit}; "
+                "shorten the text or raise the limit"
+            )
+        block_repo.set_settings(found, char_limit=new_limit, description=description, read_only=read_only)
+        if new_value != found.value:
+            await block_repo.write_value(session, found, new_value, actor)
+        await session.flush()
+        return await _info(session, scope, found)
 
 
 async def resolve_block(session: AsyncSession, scope: Scope, reference: str) -> Block:
