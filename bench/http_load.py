@@ -41,6 +41,9 @@ from engram.tools.memory.agents import agent_create
 CONCURRENCY = (1, 8, 32)
 
 
+PRINCIPAL = "bench"  # the token's (the local principal takes no tokens)
+
+
 def engram(*args: str, env: dict[str, str]) -> str:
     return subprocess.run(["engram", *args], env=env, check=True, capture_output=True, text=True).stdout
 
@@ -48,7 +51,7 @@ def engram(*args: str, env: dict[str, str]) -> str:
 async def prepare(data_dir: str, clients: int) -> None:
     settings = load_settings(overrides={"data_dir": data_dir}, environ={})
     async with open_runtime(settings) as runtime:
-        scope = await runtime.scope()
+        scope = await runtime.scope(PRINCIPAL)
         for number in range(clients):
             await agent_create(scope, f"bench-{number}")
         texts = list(corpus.passages(2000))
@@ -104,7 +107,7 @@ async def main(calls: int) -> dict[str, Any]:
     embedded = start_embedded(Path(data_dir))
     env = {**os.environ, "ENGRAM_DATA_DIR": data_dir}
     await prepare(data_dir, max(CONCURRENCY))
-    token = engram("tokens", "create", "bench", "--principal", "local", env=env).strip().splitlines()[-1]
+    token = engram("tokens", "create", "bench", "--principal", PRINCIPAL, env=env).strip().splitlines()[-1]
     queries = corpus.questions(50)
     port = 8383
     server = await anyio.open_process(
