@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -173,3 +174,25 @@ async def statistics(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.
         "last_activity": max(moments) if moments else None,
         "messages_waiting_for_embedding": int(waiting or 0),
     }
+
+
+async def activity(
+    session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, since: datetime
+) -> dict[date, tuple[int, int]]:
+    """Passages and messages stored per day (UTC) since `since`, for the days that have any."""
+    found: dict[date, tuple[int, int]] = {}
+    for position, (created_at, owner, agent) in enumerate(
+        (
+            (Passage.created_at, Passage.owner_id, Passage.agent_id),
+            (Message.created_at, Message.owner_id, Message.agent_id),
+        )
+    ):
+        day = func.date(func.timezone("UTC", created_at))
+        rows = await session.execute(
+            select(day, func.count()).where(owner == owner_id, agent == agent_id, created_at >= since).group_by(day)
+        )
+        for moment, count in rows:
+            counts = list(found.get(moment, (0, 0)))
+            counts[position] = int(count)
+            found[moment] = (counts[0], counts[1])
+    return found

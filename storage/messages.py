@@ -323,10 +323,14 @@ async def claim_pending(
     return [PendingMessage(id=row.id, agent_id=row.agent_id, text=row.text) for row in await session.execute(statement)]
 
 
-async def count_pending(session: AsyncSession, *, agent_id: uuid.UUID | None = None) -> int:
+async def count_pending(
+    session: AsyncSession, *, agent_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None
+) -> int:
     statement = select(func.count()).select_from(Message).where(Message.embedding_model.is_(None))
     if agent_id is not None:
         statement = statement.where(Message.agent_id == agent_id)
+    if owner_id is not None:
+        statement = statement.where(Message.owner_id == owner_id)
     return int(await session.scalar(statement) or 0)
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from engram.server.rest import letta
 from engram.server.rest.scope import ScopeDep, agent_state, page_of, state
-from engram.storage.errors import InvalidInputError
+from engram.storage.errors import InvalidInputError, NotFoundError
 from engram.tools.ingest import agent_files
 from engram.tools.memory import agents, blocks, records
 from engram.tools.memory.agents import BlockSpec
@@ -115,9 +115,32 @@ async def delete_agent(agent_id: str, scope: ScopeDep) -> agents.AgentDeleted:
 
 
 @router.get("/agents/{agent_id}/core-memory/blocks", tags=["blocks"])
-async def list_agent_blocks(agent_id: str, scope: ScopeDep) -> list[letta.Block]:
+async def list_agent_blocks(
+    agent_id: str,
+    scope: ScopeDep,
+    limit: Limit = 50,
+    after: After = None,
+    before: Before = None,
+    order: Order = "asc",
+) -> list[letta.Block]:
+    """The agent's blocks in display order (`order=desc` reverses it); page on with `after=<last id>`, as
+    Letta's client does until a page is empty."""
+    page = page_of(limit, after, before, order, "block")
     record = await records.agent_record(scope, records.parse_id("agent", agent_id))
-    return [letta.block(b) for b in record.blocks]
+    ordered = record.blocks[::-1] if page.descending else record.blocks
+    ids = [b.id for b in ordered]
+
+    def position(block_id: uuid.UUID, argument: str) -> int:
+        if block_id not in ids:
+            raise NotFoundError(f"{argument}: agent '{record.name}' has no block block-{block_id}")
+        return ids.index(block_id)
+
+    start = position(page.after, "after") + 1 if page.after is not None else 0
+    end = position(page.before, "before") if page.before is not None else len(ordered)
+    window = ordered[start:end]
+    # Only `before`: the blocks nearest to it, as keyset pages do.
+    window = window[-page.limit :] if page.before is not None and page.after is None else window[: page.limit]
+    return [letta.block(b) for b in window]
 
 
 @router.get("/agents/{agent_id}/core-memory/blocks/{block_label}", tags=["blocks"])

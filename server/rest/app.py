@@ -29,6 +29,7 @@ from starlette.types import Scope as AsgiScope
 
 from engram.server import engram_version
 from engram.server.rest import agents, letta, memory, messages
+from engram.server.rest.scope import ScopeDep
 from engram.server.runtime import Runtime
 from engram.server.settings import Settings
 from engram.storage.errors import (
@@ -41,6 +42,7 @@ from engram.storage.errors import (
     first_line,
 )
 from engram.tools.loop.llm import LLMError
+from engram.tools.memory import records
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,13 @@ def build_rest_app(settings: Settings, runtime: Runtime, security: TransportSecu
     async def health() -> letta.Health:
         """Liveness: 200 while the process answers (GET /healthz also checks the database)."""
         return letta.Health(status="ok", version=engram_version())
+
+    @app.get(f"{PREFIX}/status", tags=["health"])
+    async def status(scope: ScopeDep) -> dict[str, Any]:
+        """What GET /healthz reports (database, schema, embedder), and how many of your messages wait to be
+        embedded (searchable by keyword until then)."""
+        report = await runtime.health()
+        return report | {"messages_waiting_for_embedding": await records.waiting_for_embedding(scope)}
 
     @app.get(f"{PREFIX}/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

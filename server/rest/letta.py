@@ -85,6 +85,7 @@ class SearchResult(BaseModel):
     timestamp: datetime
     tags: list[str]
     score: float = Field(description="Engram: fused rank score, 1.0 = best possible.")
+    found_by: list[str] = Field(description="Engram: which searches found it: 'meaning' (vectors), 'words'.")
 
 
 class SearchResults(BaseModel):

@@ -12,6 +12,7 @@ from engram.server.rest import letta
 from engram.server.rest.agents import After, Before, Limit, Order
 from engram.server.rest.scope import ScopeDep, page_of
 from engram.tools.arguments import Role, check_text
+from engram.tools.loop import turn
 from engram.tools.memory import archival, core, recall, records
 from engram.tools.memory.hybrid import MAX_QUERY_CHARS
 
@@ -68,17 +69,18 @@ async def search_passages(
         start_datetime.isoformat() if start_datetime else None,
         end_datetime.isoformat() if end_datetime else None,
     )
-    ranked, found = await archival.search_passages(scope, name, query, where, mode="hybrid", size=top_k)
+    found = await archival.find_passages(scope, name, query, where, mode="hybrid", size=top_k)
     results = [
         letta.SearchResult(
             id=f"passage-{passage_id}",
-            content=found[passage_id].text,
-            timestamp=found[passage_id].created_at,
-            tags=list(found[passage_id].tags),
+            content=found.passages[passage_id].text,
+            timestamp=found.passages[passage_id].created_at,
+            tags=list(found.passages[passage_id].tags),
             score=score,
+            found_by=found.found_by[passage_id],
         )
-        for passage_id, score in ranked[:top_k]
-        if passage_id in found
+        for passage_id, score in found.ranked[:top_k]
+        if passage_id in found.passages
     ]
     return letta.SearchResults(count=len(results), results=results)
 
@@ -125,15 +127,25 @@ async def delete_conversation(agent_id: str, conversation: str, scope: ScopeDep)
     return await recall.conversation_delete(scope, conversation, agent=name)
 
 
+@router.get("/agents/{agent_id}/conversations/{conversation}/summary", tags=["engram: conversations"])
+async def conversation_summary(agent_id: str, conversation: str, scope: ScopeDep) -> turn.SummaryView:
+    """The built-in agent's newest summary of the conversation, and where its context starts."""
+    name = await records.agent_name(scope, records.parse_id("agent", agent_id))
+    return await turn.current_summary(scope, name, conversation)
+
+
 @router.get("/agents/{agent_id}/core-memory/blocks/{block_label}/history", tags=["engram: block history"])
 async def block_history(
     agent_id: str,
     block_label: str,
     scope: ScopeDep,
     limit: Annotated[int, Query(ge=1, le=core.MAX_HISTORY)] = 10,
+    full: Annotated[bool, Query(description="Whole texts (for a diff) instead of their beginnings.")] = False,
 ) -> core.BlockVersions:
     """The block's versions, newest first: each one's text, what made it, and when."""
     name = await records.agent_name(scope, records.parse_id("agent", agent_id))
+    if full:
+        return await core.block_versions(scope, name, block_label, limit, chars=None)
     return await core.core_memory_history(scope, block_label, agent=name, limit=limit)
 
 
@@ -143,6 +155,16 @@ async def block_undo(agent_id: str, block_label: str, scope: ScopeDep) -> letta.
     own_id = records.parse_id("agent", agent_id)
     await core.undo(scope, await records.agent_name(scope, own_id), block_label, actor="rest")
     return letta.block(await records.agent_block(scope, own_id, block_label))
+
+
+@router.get("/agents/{agent_id}/activity", tags=["engram: statistics"])
+async def activity(
+    agent_id: str,
+    scope: ScopeDep,
+    days: Annotated[int, Query(ge=1, le=records.MAX_ACTIVITY_DAYS, description="How many days, today included.")] = 30,
+) -> records.Activity:
+    """Passages and messages stored per day (UTC), oldest day first, every day present."""
+    return await records.agent_activity(scope, records.parse_id("agent", agent_id), days)
 
 
 @router.get("/agents/{agent_id}/statistics", tags=["engram: statistics"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -128,6 +129,13 @@ async def archival_memory_search(
     )
 
 
+@dataclass(frozen=True)
+class Found:
+    ranked: list[tuple[uuid.UUID, float]]  # the fused ranking: (id, score), best first
+    passages: dict[uuid.UUID, Passage]  # the passages of the window asked for
+    found_by: dict[uuid.UUID, list[str]]  # which legs found each ranked passage: 'meaning', 'words'
+
+
 async def search_passages(
     scope: Scope,
     agent: str | None,
@@ -140,6 +148,21 @@ async def search_passages(
 ) -> tuple[list[tuple[uuid.UUID, float]], dict[uuid.UUID, Passage]]:
     """The fused ranking (id, score) from up to CANDIDATES passages per leg, and the passages ranked
     from `window` to `window + size` (only those are read)."""
+    found = await find_passages(scope, agent, query, where, mode=mode, window=window, size=size)
+    return found.ranked, found.passages
+
+
+async def find_passages(
+    scope: Scope,
+    agent: str | None,
+    query: str,
+    where: PassageFilter,
+    *,
+    mode: SearchMode,
+    window: int = 0,
+    size: int = 10,
+) -> Found:
+    """`search_passages`, saying also which leg found each passage (the web UI shows it)."""
     vector = await embed_query(scope, query, mode)
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
@@ -160,7 +183,11 @@ async def search_passages(
         ]
         ranked = search.fuse(legs)
         passages = await passage_repo.fetch(session, [passage_id for passage_id, _ in ranked[window : window + size]])
-    return ranked, passages
+    found_by: dict[uuid.UUID, list[str]] = {passage_id: [] for passage_id, _ in ranked}
+    for name, scored in (("meaning", nearest), ("words", matching)):
+        for row_id, _ in scored or []:
+            found_by[row_id].append(name)
+    return Found(ranked=ranked, passages=passages, found_by=found_by)
 
 
 async def archival_memory_delete(

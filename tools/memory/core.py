@@ -237,10 +237,18 @@ async def core_memory_history(
 
     core_memory_undo brings back the previous version.
     """
+    return await block_versions(
+        scope, agent, label, limit, chars=max(100, min(scope.result_chars, HISTORY_CHARS // max(limit, 1)))
+    )
+
+
+async def block_versions(
+    scope: Scope, agent: str | None, label: str, limit: int, *, chars: int | None
+) -> BlockVersions:
+    """The block's newest `limit` versions, each text cut to `chars` (None: whole, for a diff in the web UI)."""
     check_label(label)
     if not 1 <= limit <= MAX_HISTORY:
         raise InvalidInputError(f"limit {limit} is not valid; show 1 to {MAX_HISTORY} versions")
-    shown = max(100, min(scope.result_chars, HISTORY_CHARS // limit))
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         block = await block_repo.get(session, scope.owner_id, agent_row.id, label)
@@ -254,7 +262,7 @@ async def core_memory_history(
         versions=[
             BlockVersion(
                 version=version.version,
-                value=cut(version.value, shown),
+                value=version.value if chars is None else cut(version.value, chars),
                 chars=len(version.value),
                 actor=version.actor,
                 created_at=version.created_at,

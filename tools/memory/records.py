@@ -8,7 +8,7 @@ reads. Every read is confined to the scope's owner: another principal's id is "n
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
@@ -85,6 +85,16 @@ class ConversationRecord(BaseModel):
     context_start: int  # the built-in agent sees the messages from this ordinal on
     created_at: datetime
     last_message_at: datetime | None
+
+
+class DayActivity(BaseModel):
+    day: date
+    passages: int
+    messages: int
+
+
+class Activity(BaseModel):
+    days: list[DayActivity]  # oldest first, every day present
 
 
 class AgentStatistics(BaseModel):
@@ -313,3 +323,31 @@ async def turn_of(scope: Scope, agent_id: uuid.UUID, key: str, *, limit: int = 2
             break
         following.append(message_record(row, DEFAULT_CONVERSATION))
     return [message_record(first, DEFAULT_CONVERSATION), *following]
+
+
+MAX_ACTIVITY_DAYS = 366
+
+
+async def agent_activity(scope: Scope, agent_id: uuid.UUID, days: int) -> Activity:
+    """Passages and messages stored per day (UTC) over the last `days` days, today included."""
+    if not 1 <= days <= MAX_ACTIVITY_DAYS:
+        raise InvalidInputError(f"days {days} is not valid; ask for 1 to {MAX_ACTIVITY_DAYS} days")
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=days - 1)
+    async with scope.sessions.begin() as session:
+        agent = await owned_agent(session, scope, agent_id)
+        counts = await agent_repo.activity(
+            session, scope.owner_id, agent.id, datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        )
+    return Activity(
+        days=[
+            DayActivity(day=day, passages=counts.get(day, (0, 0))[0], messages=counts.get(day, (0, 0))[1])
+            for day in (first + timedelta(days=offset) for offset in range(days))
+        ]
+    )
+
+
+async def waiting_for_embedding(scope: Scope) -> int:
+    """How many of the scope's recorded messages the embedding worker has still to embed."""
+    async with scope.sessions.begin() as session:
+        return await message_repo.count_pending(session, owner_id=scope.owner_id)
