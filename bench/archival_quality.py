@@ -39,7 +39,7 @@ async def evaluate(scope: Scope, agent: str = "quality") -> dict[str, Any]:
     rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
     for question in corpus["questions"]:
         for mode in MODES:
-            ranked, _ = await archival.search_passages(scope, agent, question["query"], where, mode=mode)
+            ranked = (await archival.find_passages(scope, agent, question["query"], where, mode=mode)).ranked
             keys = [ids[str(passage_id)] for passage_id, _ in ranked[:10]]
             answers = set(question["answers"])
             first = next((rank for rank, key in enumerate(keys, start=1) if key in answers), None)

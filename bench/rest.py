@@ -42,6 +42,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from bench import corpus
 from bench.archival import ms
+from bench.http_load import PRINCIPAL, answers, engram
 from engram.server.runtime import open_runtime
 from engram.server.settings import load_settings
 from engram.storage.embedded import release, start_embedded
@@ -50,15 +51,10 @@ from engram.tools.memory.agents import agent_create
 
 PASSAGES = 400
 SEARCH_AGENT = "bench-search"
-PRINCIPAL = "bench"  # the token's (the local principal takes no tokens)
 OPERATIONS = ("block update", "archival search", "agent list")
 
 RestCall = Callable[[httpx2.AsyncClient, int, int], Awaitable[None]]  # (connection, client number, call index)
 McpCall = Callable[[Client, int, int], Awaitable[None]]
-
-
-def engram(*args: str, env: dict[str, str]) -> str:
-    return subprocess.run(["engram", *args], env=env, check=True, capture_output=True, text=True).stdout
 
 
 def free_port() -> int:
@@ -222,14 +218,6 @@ async def main(seconds: float, concurrency: list[int]) -> list[tuple[str, str, i
         release(embedded)
         shutil.rmtree(data_dir, ignore_errors=True)
     return rows
-
-
-async def answers(url: str) -> bool:
-    try:
-        async with httpx2.AsyncClient() as probe:
-            return (await probe.get(url)).status_code == 200
-    except httpx2.TransportError:
-        return False
 
 
 def table(rows: list[tuple[str, str, int, dict[str, float]]]) -> str:

@@ -1,5 +1,5 @@
 """Engram over HTTP: streamable HTTP at /mcp, legacy SSE at /sse (+ /messages/), the REST API at /v1 (its
-docs at /v1/docs), GET /healthz.
+docs at /v1/docs), the web memory browser at / (its files at /ui/), GET /healthz.
 
 Bearer tokens map to principals; each principal sees only its own memory. Tokens come from the
 `tokens` setting or from `engram tokens create` (stored hashed). With no token anywhere, HTTP serves the
@@ -25,6 +25,7 @@ from engram.server.app import build_server
 from engram.server.rest.app import PREFIX, build_rest_app, is_open
 from engram.server.runtime import DatabaseOpener, Runtime
 from engram.server.settings import Settings
+from engram.server.ui import build_ui_app, is_ui_path
 from engram.storage.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -59,16 +60,16 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 class TokenAuthentication(AuthenticationBackend):
     """Bearer tokens as Starlette authentication: a request's `user` is its token's principal.
 
-    Every path but /healthz and the REST API's description (rest.app.is_open) needs `Authorization: Bearer
-    <token>`; the MCP tools read the principal from
-    `request.user` (server.runtime.principal_of).
+    Every path but /healthz, the REST API's description (rest.app.is_open) and the memory browser's files
+    (which hold no memory: the page sends the token with each /v1 call) needs `Authorization: Bearer
+    <token>`; the MCP tools read the principal from `request.user` (server.runtime.principal_of).
     """
 
     def __init__(self, verify: Verify) -> None:
         self._verify = verify
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        if conn.url.path in OPEN_PATHS or is_open(conn.url.path):
+        if conn.url.path in OPEN_PATHS or is_open(conn.url.path) or is_ui_path(conn.url.path):
             return None
         scheme, _, token = conn.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -123,6 +124,7 @@ def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, 
         max_request_body_size=settings.max_request_bytes,
     )
     rest = build_rest_app(settings, runtime, security)
+    ui = build_ui_app(security)
     from_settings = static_verifier(settings)
 
     async def verify(token: str) -> str | None:
@@ -144,6 +146,9 @@ def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, 
             return
         if path == PREFIX or path.startswith(f"{PREFIX}/"):
             await rest(scope, receive, send)
+            return
+        if is_ui_path(path):
+            await ui(scope, receive, send)
             return
         target = sse if path == "/sse" or path.startswith("/messages/") else streamable
         await target(scope, receive, send)

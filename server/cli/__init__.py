@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engram.server import engram_version
-from engram.server.cli import agents, blocks, chat, conversations, doctor, ingest, serve, tokens
+from engram.server.cli import agents, blocks, chat, conversations, doctor, ingest, serve, tokens, ui
 from engram.server.settings import SettingsError, load_settings
 from engram.storage.errors import EngramError
 
@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         ingest.register,
         chat.register,
         doctor.register,
+        ui.register,
     ):
         register(commands, common)
     return parser

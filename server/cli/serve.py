@@ -17,6 +17,8 @@ from engram.server.cli.operation import run_with_scope
 from engram.server.settings import TOOL_PROFILES, Settings, SettingsError
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from engram.storage.database import Database
     from engram.tools.scope import Scope
 
@@ -83,12 +85,12 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
     # A host may stop its server with a signal while stdin is still open; a normal exit would then wait
     # for the thread blocked reading stdin. Release the embedded PostgreSQL and leave at once.
-    _leave_on_signal()
+    leave_on_signal()
     anyio.run(serve_stdio, build_server(settings, opener=opener))
     return 0
 
 
-def _leave_on_signal() -> None:
+def leave_on_signal() -> None:
     """On SIGTERM or SIGINT: release the embedded PostgreSQL (stopping it if no other process uses it)
     and exit at once. Under HTTP, uvicorn handles the signal first (a graceful shutdown) and then
     raises it again, which lands here: a signal's death would skip the release that exit handlers do."""
@@ -107,6 +109,15 @@ def _leave_on_signal() -> None:
 def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
     import uvicorn
 
+    app = http_app(settings, opener)
+    leave_on_signal()
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+    return 0
+
+
+def http_app(settings: Settings, opener: Callable[[], Database]) -> ASGIApp:
+    """The app `engram serve --transport http` (and `engram ui`) runs: tokens are required once any exists
+    (in settings or stored), and serving without them is refused beyond loopback."""
     from engram.server.http import build_http_app, check_binding
 
     async def stored_tokens(scope: Scope) -> bool:
@@ -124,9 +135,7 @@ def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:
         settings.port,
         "bearer tokens required" if require_tokens else "no tokens: the local user, loopback only",
     )
-    _leave_on_signal()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
-    return 0
+    return app
 
 
 def _ignore_errors(function: Callable[..., object]) -> Callable[..., None]:

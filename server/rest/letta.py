@@ -101,43 +101,36 @@ class Health(BaseModel):
 # Requests
 
 
-class CreateBlock(Strict):
+class BlockFields(Strict):
+    """The fields of Letta's block create and update that Engram ignores: accepted so that Letta scripts run."""
+
+    metadata: dict[str, Any] | None = None
+    hidden: bool | None = None
+    is_template: bool | None = None
+    preserve_on_migration: bool | None = None
+    project_id: str | None = None
+    tags: list[str] | None = None
+    template_name: str | None = None
+    base_template_id: str | None = None
+    deployment_id: str | None = None
+    entity_id: str | None = None
+    template_id: str | None = None
+
+
+class CreateBlock(BlockFields):
     label: str
     value: str = ""
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
     description: str | None = None
     read_only: bool = False
-    # Letta's, accepted and ignored:
-    metadata: dict[str, Any] | None = None
-    hidden: bool | None = None
-    is_template: bool | None = None
-    preserve_on_migration: bool | None = None
-    project_id: str | None = None
-    tags: list[str] | None = None
-    template_name: str | None = None
-    base_template_id: str | None = None
-    deployment_id: str | None = None
-    entity_id: str | None = None
-    template_id: str | None = None
 
 
-class UpdateBlock(Strict):
+class UpdateBlock(BlockFields):
     value: str | None = None
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
     description: str | None = None
     label: str | None = None
     read_only: bool | None = None
-    metadata: dict[str, Any] | None = None
-    hidden: bool | None = None
-    is_template: bool | None = None
-    preserve_on_migration: bool | None = None
-    project_id: str | None = None
-    tags: list[str] | None = None
-    template_name: str | None = None
-    base_template_id: str | None = None
-    deployment_id: str | None = None
-    entity_id: str | None = None
-    template_id: str | None = None
 
 
 class LlmConfigIn(BaseModel):

@@ -174,10 +174,11 @@ async def _answer(request: Request, scope: Scope, agent_id: uuid.UUID, body: Sen
         key = (agent_id, otid)
         if key in waiting:
             await waiting[key].wait()
-        elif await records.turn_of(scope, agent_id, f"{turn.OTID_KEY}{otid}") is None:
-            waiting[key] = anyio.Event()
+        else:
+            waiting[key] = anyio.Event()  # claimed before any await, so a duplicate arriving meanwhile waits
             try:
-                return await _run(scope, agent.name, text, settings, config, emit, otid)
+                if await records.turn_of(scope, agent_id, f"{turn.OTID_KEY}{otid}") is None:
+                    return await _run(scope, agent.name, text, settings, config, emit, otid)
             except ConflictError:
                 pass  # another instance took the otid first: answer with what it stored
             finally:

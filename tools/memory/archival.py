@@ -116,9 +116,8 @@ async def archival_memory_search(
     query = check_text("query", query, max_chars=MAX_QUERY_CHARS)
     where = passage_filter(tags, tag_match, start_datetime, end_datetime)
     check_depth(page, top_k, size_name="top_k", narrow="the query or the filters")
-    ranked, passages = await search_passages(
-        scope, agent, query, where, mode="hybrid", window=(page - 1) * top_k, size=top_k
-    )
+    found = await find_passages(scope, agent, query, where, mode="hybrid", window=(page - 1) * top_k, size=top_k)
+    ranked, passages = found.ranked, found.passages
     window = ranked[(page - 1) * top_k : page * top_k]
     limit = max(100, min(scope.result_chars, ANSWER_CHARS // top_k))
     return SearchPage(
@@ -136,22 +135,6 @@ class Found:
     found_by: dict[uuid.UUID, list[str]]  # which legs found each ranked passage: 'meaning', 'words'
 
 
-async def search_passages(
-    scope: Scope,
-    agent: str | None,
-    query: str,
-    where: PassageFilter,
-    *,
-    mode: SearchMode,
-    window: int = 0,
-    size: int = 10,
-) -> tuple[list[tuple[uuid.UUID, float]], dict[uuid.UUID, Passage]]:
-    """The fused ranking (id, score) from up to CANDIDATES passages per leg, and the passages ranked
-    from `window` to `window + size` (only those are read)."""
-    found = await find_passages(scope, agent, query, where, mode=mode, window=window, size=size)
-    return found.ranked, found.passages
-
-
 async def find_passages(
     scope: Scope,
     agent: str | None,
@@ -162,7 +145,8 @@ async def find_passages(
     window: int = 0,
     size: int = 10,
 ) -> Found:
-    """`search_passages`, saying also which leg found each passage (the web UI shows it)."""
+    """The fused ranking from up to CANDIDATES passages per leg, which legs found each, and the passages ranked
+    from `window` to `window + size` (only those are read)."""
     vector = await embed_query(scope, query, mode)
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
