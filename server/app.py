@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
 from engram.server import engram_version
@@ -15,7 +15,7 @@ from engram.server.instructions import INSTRUCTIONS
 from engram.server.runtime import DatabaseOpener, Runtime, open_runtime, scope_of
 from engram.server.send_message import send_message
 from engram.server.settings import Settings, SettingsError, ToolProfile
-from engram.server.toolkit import as_mcp_tool, resource_errors
+from engram.server.toolkit import as_mcp_tool, check_arguments, resource_errors
 from engram.tools.loop import turn
 from engram.tools.memory import agents, archival, blocks, core, recall
 
@@ -77,7 +77,7 @@ def build_server(
         async with open_runtime(settings, opener, background=True) as own:
             yield own
 
-    server: MCPServer[Runtime] = MCPServer(
+    server: MCPServer[Runtime] = StrictServer(
         "engram",
         title="Engram memory",
         instructions=INSTRUCTIONS,
@@ -92,6 +92,19 @@ def build_server(
     _register_resources(server)
     _register_prompts(server)
     return server
+
+
+class StrictServer(MCPServer[Runtime]):
+    """The SDK's server, with arguments checked strictly and explained in Engram's words (toolkit.check_arguments)
+    before a tool runs."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            check_arguments(tool, arguments)
+        return await super().call_tool(name, arguments, context)
 
 
 def offered_tools(tool_profile: str) -> list[tuple[Callable[..., Any], ToolAnnotations]]:

@@ -3,12 +3,17 @@
 An operation in `tools/` takes a `Scope` first and its model-facing arguments after. Here each becomes
 an MCP tool whose schema is the operation's own signature without the scope; the scope comes from the
 request context, and Engram's errors become tool errors the model can read and act on.
+
+Arguments are checked strictly before the SDK sees them (`check_arguments`): an unknown argument is refused
+with the known ones, a value is never coerced ("5" is not 5, true is not 1), and every refusal is Engram's own
+sentence naming the argument and what it must be.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +21,8 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.tools import Tool
+from pydantic import ValidationError
 
 from engram.storage.errors import EngramError, NotFoundError, first_line
 from engram.tools.scope import Scope
@@ -68,3 +75,61 @@ def resource_errors() -> Iterator[None]:
         raise ResourceNotFoundError(str(exc)) from exc
     except EngramError as exc:
         raise ResourceError(str(exc)) from exc
+
+
+def check_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
+    """Refuse arguments the tool's schema does not allow, in a sentence that says what to change."""
+    known: dict[str, Any] = tool.parameters.get("properties", {})
+    unknown = sorted(set(arguments) - set(known))
+    if unknown:
+        names = ", ".join(f"'{name}'" for name in unknown)
+        raise ToolError(
+            f"Error executing tool {tool.name}: it takes no argument {names}; its arguments are: "
+            f"{', '.join(known) or 'none'}"
+        )
+    try:
+        tool.fn_metadata.arg_model.model_validate_json(json.dumps(arguments), strict=True)
+    except ValidationError as exc:
+        problems = "; ".join(_explain(error, known) for error in exc.errors()[:3])
+        raise ToolError(f"Error executing tool {tool.name}: {problems}") from None
+
+
+def _explain(error: Any, known: dict[str, Any]) -> str:
+    """One validation error as Engram says it: "'top_k' must be a whole number from 1 to 50"."""
+    location = [part for part in error["loc"] if not isinstance(part, str) or not part.startswith("function-")]
+    name = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
+    kind = error["type"]
+    if kind == "missing":
+        return f"'{name}' is required"
+    if kind.startswith(("int_", "greater_than", "less_than")) or kind in ("float_type", "float_parsing"):
+        return f"'{name}' must be {_number(known.get(str(location[0]), {}) if location else {})}"
+    if kind == "bool_type":
+        return f"'{name}' must be true or false"
+    if kind.startswith("string_too_long"):
+        return f"'{name}' is too long: at most {error.get('ctx', {}).get('max_length')} characters"
+    if kind.startswith("string"):
+        return f"'{name}' must be text"
+    if kind.startswith("list"):
+        return f"'{name}' must be a list"
+    if kind == "literal_error":
+        return f"'{name}' must be one of {error.get('ctx', {}).get('expected')}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"'{name}' must be an object"
+    if kind == "extra_forbidden":
+        return f"'{name}' is not a field here; remove it"
+    return f"'{name}': {error['msg']}"
+
+
+def _number(schema: dict[str, Any]) -> str:
+    """ "a whole number from 1 to 50", from the argument's JSON schema (possibly an anyOf with null)."""
+    options = schema.get("anyOf", [schema])
+    number = next((option for option in options if option.get("type") in ("integer", "number")), schema)
+    what = "a whole number" if number.get("type", "integer") == "integer" else "a number"
+    low, high = number.get("minimum"), number.get("maximum")
+    if low is not None and high is not None:
+        return f"{what} from {low} to {high}"
+    if low is not None:
+        return f"{what} of at least {low}"
+    if high is not None:
+        return f"{what} of at most {high}"
+    return what

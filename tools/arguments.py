@@ -23,6 +23,8 @@ MAX_TAG_CHARS = 50
 MODEL_PATTERN = re.compile(r"^[^\s\x00]{1,200}$")
 MIN_CONTEXT_WINDOW = 4096  # the system prompt and the memory tools' schemas take 1,000-2,300 tokens
 MAX_CONTEXT_WINDOW = 10_000_000
+MAX_MOMENT_CHARS = 40  # the longest ISO 8601 date-time with fractions and an offset is 32
+MAX_PAGE = 100_000
 
 Role = Literal["user", "assistant", "tool", "system"]  # messages_role_valid in the schema allows the same
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -134,6 +136,11 @@ def parse_moment(argument: str, value: str | None, *, end_of_day: bool) -> datet
     if value is None or not value.strip():
         return None
     text_value = value.strip()
+    if len(text_value) > MAX_MOMENT_CHARS:
+        raise InvalidInputError(
+            f"{argument} is {len(text_value)} characters long, not an ISO 8601 date or date-time; use e.g. "
+            "'2025-01-31' or '2025-01-31T09:30:00Z'"
+        )
     try:
         if len(text_value) == 10:
             day = date.fromisoformat(text_value)
@@ -146,3 +153,11 @@ def parse_moment(argument: str, value: str | None, *, end_of_day: bool) -> datet
             "'2025-01-31T09:30:00Z'"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def check_page(page: int) -> int:
+    """A page number from 1 to MAX_PAGE (a page past the end is empty; one past this is refused, not sent to the
+    database as a number it cannot hold)."""
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidInputError(f"page {page} is not valid; pages run from 1 to {MAX_PAGE}")
+    return page

@@ -196,12 +196,12 @@ TOO_MANY_TAGS = [f"t{n}" for n in range(21)]
         (
             "agent_update",
             {"name": "ship", "context_window": "big"},
-            Invalid("context_window", "Input should be a valid integer, unable to parse string as an integer"),
+            "'context_window' must be a whole number",
         ),
         (
             "agent_update",
             {"name": "ship", "description": "x" * 2001},
-            Invalid("description", "String should have at most 2000 characters"),
+            "'description' is too long: at most 2000 characters",
         ),
     ],
 )

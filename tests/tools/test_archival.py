@@ -221,17 +221,17 @@ async def test_agents_do_not_see_each_others_passages(client: Client) -> None:
         (
             "archival_memory_search",
             {"query": "q", "top_k": 0},
-            Invalid("top_k", "Input should be greater than or equal to 1"),
+            "'top_k' must be a whole number from 1 to 50",
         ),
         (
             "archival_memory_search",
             {"query": "q", "top_k": 51},
-            Invalid("top_k", "Input should be less than or equal to 50"),
+            "'top_k' must be a whole number from 1 to 50",
         ),
         (
             "archival_memory_search",
             {"query": "q", "tag_match": "some"},
-            Invalid("tag_match", "Input should be 'any' or 'all'"),
+            "'tag_match' must be one of 'any' or 'all'",
         ),
         (
             "archival_memory_search",

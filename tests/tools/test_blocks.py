@@ -246,8 +246,8 @@ async def test_an_ambiguous_label_names_a_few_of_its_blocks_and_where_they_are(c
             {"label": "nul", "value": "a\x00b"},
             "'value' contains a NUL character (\\x00), which cannot be stored; remove it",
         ),
-        ("block_create", {"label": "zero", "limit": 0}, Invalid("limit", "Input should be greater than or equal to 1")),
-        ("block_list", {"page_size": 101}, Invalid("page_size", "Input should be less than or equal to 100")),
+        ("block_create", {"label": "zero", "limit": 0}, "'limit' must be a whole number from 1 to 1000000"),
+        ("block_list", {"page_size": 101}, "'page_size' must be a whole number from 1 to 100"),
     ],
 )
 async def test_bad_block_calls_get_a_clear_error_and_change_nothing(

@@ -37,10 +37,27 @@ async def test_append_adds_a_line_and_reports_sizes(client: Client) -> None:
     assert result["version"] == 3
 
 
-async def test_append_to_an_empty_block_adds_no_leading_newline(client: Client) -> None:
-    await call(client, "memory_rethink", label="human", new_memory="")
+async def test_the_first_fact_appended_replaces_the_human_placeholder(client: Client) -> None:
+    assert "Nothing is known about the user yet." in (await call(client, "core_memory_view"))["text"]
     result = await call(client, "core_memory_append", label="human", content="First fact.")
     assert result["value"] == "First fact."
+    result = await call(client, "core_memory_append", label="human", content="Second fact.")
+    assert result["value"] == "First fact.\nSecond fact."
+
+
+async def test_the_first_line_inserted_replaces_the_human_placeholder(client: Client) -> None:
+    result = await call(client, "memory_insert", label="human", new_str="Likes tea.", insert_line=0)
+    assert result["value"] == "Likes tea."
+
+
+async def test_an_empty_rethink_is_refused_and_the_block_kept(client: Client) -> None:
+    await call(client, "memory_rethink", label="persona", new_memory="I keep notes.")
+    refusal = await call_error(client, "memory_rethink", label="persona", new_memory=" ")
+    assert refusal == (
+        "'new_memory' is empty, which would erase block 'persona'; pass the block's complete new text (to remove "
+        "text, use memory_replace with new_str '')"
+    )
+    assert "I keep notes." in (await call(client, "core_memory_view"))["text"]
 
 
 async def test_core_memory_replace_replaces_every_occurrence_and_empty_deletes(client: Client) -> None:
@@ -142,8 +159,8 @@ async def test_read_only_blocks_refuse_every_edit(client: Client) -> None:
             "agent name '../etc' is not valid: use 1-100 letters, digits, '_', '.' or '-', starting with a letter "
             "or digit",
         ),
-        ({"label": 123, "content": "x"}, Invalid("label", "Input should be a valid string")),
-        ({"content": "x"}, Invalid("label", "Field required")),
+        ({"label": 123, "content": "x"}, "'label' must be text"),
+        ({"content": "x"}, "'label' is required"),
     ],
 )
 async def test_bad_input_gets_a_clear_error_and_changes_nothing(

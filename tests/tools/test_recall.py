@@ -253,7 +253,7 @@ async def test_answers_stay_within_the_host_budget(client: Client) -> None:
         ),
         (
             {"query": "x", "roles": ["robot"]},
-            Invalid("roles.0", "Input should be 'user', 'assistant', 'tool' or 'system'"),
+            "'roles[0]' must be one of 'user', 'assistant', 'tool' or 'system'",
         ),
         (
             {"query": "x", "agent": "ghost"},
@@ -281,7 +281,7 @@ async def test_bad_search_input_gets_a_clear_error(
         ),
         (
             {"role": "narrator", "content": "hi"},
-            Invalid("role", "Input should be 'user', 'assistant', 'tool' or 'system'"),
+            "'role' must be one of 'user', 'assistant', 'tool' or 'system'",
         ),
         (
             {"role": "user", "content": "hi", "conversation": "has spaces"},

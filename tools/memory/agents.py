@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from engram.storage.errors import ConflictError, InvalidInputError, NotFoundError
 from engram.tools.arguments import (
@@ -20,6 +20,7 @@ from engram.tools.arguments import (
     check_context_window,
     check_label,
     check_model,
+    check_page,
     check_tags,
     check_text,
 )
@@ -40,6 +41,8 @@ SYSTEM_PREVIEW_CHARS = 1000  # of the system prompt in an agent's state (tool re
 
 class BlockSpec(BaseModel):
     """A block to create with a new agent."""
+
+    model_config = ConfigDict(extra="forbid")
 
     label: str = Field(description="Block label, e.g. 'project' (letters, digits, '_', '.', '-').")
     value: str = Field(default="", description="Initial text of the block.")
@@ -378,7 +381,7 @@ async def agent_list(
     """List your agents by name, a page at a time."""
     async with scope.sessions.begin() as session:
         rows, total = await agent_repo.list_page(
-            session, scope.owner_id, offset=(page - 1) * page_size, limit=page_size
+            session, scope.owner_id, offset=(check_page(page) - 1) * page_size, limit=page_size
         )
     return AgentPage(
         agents=[

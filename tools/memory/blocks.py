@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import BaseModel, Field
 
 from engram.storage.errors import ConflictError, InvalidInputError, LimitExceededError, NotFoundError, ReadOnlyError
-from engram.tools.arguments import LABEL_PATTERN, check_label, check_text
+from engram.tools.arguments import LABEL_PATTERN, check_label, check_page, check_text
 from engram.tools.memory.agents import resolve_agent
 from engram.tools.memory.render import cut
 from engram.tools.repositories import block_repo
@@ -127,7 +127,7 @@ async def block_list(
     shown = max(40, min(SHOWN_CHARS, LIST_CHARS // (2 * page_size)))
     async with scope.sessions.begin() as session:
         rows, total = await block_repo.list_page(
-            session, scope.owner_id, label=label, offset=(page - 1) * page_size, limit=page_size
+            session, scope.owner_id, label=label, offset=(check_page(page) - 1) * page_size, limit=page_size
         )
         attached = await block_repo.agents_of(session, scope.owner_id, [row.id for row in rows])
     return BlockPage(

@@ -119,9 +119,18 @@ async def core_memory_append(
     Fails, leaving the block unchanged, if the result would exceed the block's character limit.
     """
     check_text("content", content, max_chars=scope.max_input_chars)
-    return await _edit(
-        scope, agent, label, "core_memory_append", lambda value: f"{value}\n{content}" if value else content
-    )
+
+    def change(value: str) -> str:
+        kept = _written(scope, label, value)
+        return f"{kept}\n{content}" if kept else content
+
+    return await _edit(scope, agent, label, "core_memory_append", change)
+
+
+def _written(scope: Scope, label: str, value: str) -> str:
+    """The block's text, or '' while a 'human' block still holds the placeholder it was made with (the first
+    fact written replaces it)."""
+    return "" if label == "human" and value == scope.defaults.human else value
 
 
 async def core_memory_replace(
@@ -158,7 +167,8 @@ async def memory_insert(
     check_text("new_str", new_str, max_chars=scope.max_input_chars)
 
     def change(value: str) -> str:
-        lines = value.split("\n") if value else []
+        kept = _written(scope, label, value)
+        lines = kept.split("\n") if kept else []
         position = len(lines) if insert_line == -1 else insert_line
         if position > len(lines):
             raise InvalidEditError(
@@ -205,7 +215,12 @@ async def memory_rethink(
     agent: AgentArg = None,
 ) -> BlockView:
     """Rewrite a core memory block completely, to reorganise or condense it. The old value is kept in history."""
-    check_text("new_memory", new_memory, max_chars=scope.max_input_chars, allow_empty=True)
+    if not new_memory.strip():
+        raise InvalidEditError(
+            f"'new_memory' is empty, which would erase block '{label}'; pass the block's complete new text (to "
+            "remove text, use memory_replace with new_str '')"
+        )
+    check_text("new_memory", new_memory, max_chars=scope.max_input_chars)
     return await _edit(scope, agent, label, "memory_rethink", lambda _value: new_memory)
 
 

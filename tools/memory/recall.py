@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
-from engram.storage.errors import InvalidInputError, NotFoundError
+from engram.storage.errors import NotFoundError
 from engram.tools.arguments import (
     DEFAULT_CONVERSATION,
     AgentArg,
     ConversationArg,
     Role,
     check_conversation,
+    check_page,
     check_role,
     check_text,
     time_range,
@@ -339,8 +340,7 @@ async def conversation_delete(
 
 
 async def read_transcript(scope: Scope, agent: str | None, conversation: str, page: int = 1) -> Transcript:
-    if page < 1:
-        raise InvalidInputError(f"page {page} is not valid; pages start at 1")
+    check_page(page)
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         thread = await find_conversation(session, scope, agent_row, conversation)
