@@ -6,19 +6,27 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from engram.storage import migrate
-from engram.storage.embedded import EmbeddedPostgres, start_embedded
+from engram.storage.embedded import EmbeddedPostgres, keep_running, start_embedded
 from engram.storage.errors import BackendUnavailableError, first_line
 from engram.storage.migrations import HEAD
 from engram.storage.search import CACHE_KEY, SearchCache
 
 log = logging.getLogger(__name__)
+
+# Whether the current user may run CREATE EXTENSION vector: a superuser may; otherwise only a trusted extension,
+# with CREATE on the database.
+MAY_CREATE_VECTOR = (
+    "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR ("
+    "COALESCE((SELECT bool_or(trusted) FROM pg_available_extension_versions WHERE name = 'vector'), false) "
+    "AND has_database_privilege(current_database(), 'CREATE'))"
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,12 @@ def prepare_schema(url: str) -> bool:
                         "there (https://github.com/pgvector/pgvector) or unset ENGRAM_DATABASE_URL to use "
                         "the embedded server"
                     )
+                if not connection.execute(text(MAY_CREATE_VECTOR)).scalar():
+                    raise BackendUnavailableError(
+                        f"the database at {redact(url)} has pgvector available but not installed, and its user may "
+                        "not install it; ask an administrator to run 'CREATE EXTENSION vector;' in that database "
+                        "(as a superuser or the database owner), then start Engram again"
+                    )
             connection.rollback()
             ran = migrate.upgrade(connection)
             if ran:
@@ -78,6 +92,13 @@ def open_database(database_url: str | None, data_dir: Path, *, pool_size: int = 
     url, embedded = resolve_url(database_url, data_dir)
     prepare_schema(url)
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    if embedded is not None:
+        revive = embedded
+
+        @event.listens_for(engine.sync_engine, "do_connect")
+        def start_again_if_dead(*_args: object) -> None:  # the pool's pre-ping met a dead server: reconnecting
+            keep_running(revive)
+
     cache = SearchCache()
     return Database(
         engine=engine,

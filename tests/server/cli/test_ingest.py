@@ -53,8 +53,8 @@ def test_reindex_reembeds_passages_and_messages_of_another_model(
     report = capsys.readouterr().out
     assert "FAIL  archival embeddings: 1 passages, 1 not embedded with" in report
     assert (
-        "FAIL  recall embeddings: 6 messages, 1 waiting for the server's embedding worker, 1 embedded with another"
-        in report
+        "FAIL  recall embeddings: 6 messages, 1 waiting to be embedded (a running 'engram serve' embeds them, or "
+        "'engram reindex' now), 1 embedded with another" in report
     )
     assert main(["reindex", *db]) == 0
     assert "1 passages and 2 messages embedded with sentence-transformers/all-MiniLM-L6-v2" in capsys.readouterr().out
