@@ -70,7 +70,7 @@ def build_ui_app(security: TransportSecuritySettings) -> ASGIApp:
 
 def _answer(scope: Scope, known: dict[str, Traversable]) -> Response:
     if scope.get("method") not in ("GET", "HEAD"):
-        return PlainTextResponse("the memory browser's files are read with GET", status_code=405, headers={"allow": "GET"})
+        return PlainTextResponse("read the memory browser's files with GET", status_code=405, headers={"allow": "GET"})
     path: str = scope.get("path", "")
     name = "index.html" if path == "/" else path.removeprefix(PREFIX)
     found = known.get(name)
