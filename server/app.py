@@ -15,7 +15,7 @@ from engram.server.instructions import INSTRUCTIONS
 from engram.server.runtime import DatabaseOpener, Runtime, open_runtime, scope_of
 from engram.server.send_message import send_message
 from engram.server.settings import Settings, SettingsError, ToolProfile
-from engram.server.toolkit import as_mcp_tool, check_arguments, resource_errors
+from engram.server.toolkit import as_mcp_tool, check_arguments, compact, resource_errors
 from engram.tools.loop import turn
 from engram.tools.memory import agents, archival, blocks, core, recall
 
@@ -96,7 +96,7 @@ def build_server(
 
 class StrictServer(MCPServer[Runtime]):
     """The SDK's server, with arguments checked strictly and explained in Engram's words (toolkit.check_arguments)
-    before a tool runs."""
+    before a tool runs, and results sent as compact text beside their structured content (toolkit.compact)."""
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
@@ -104,7 +104,10 @@ class StrictServer(MCPServer[Runtime]):
         tool = self._tool_manager.get_tool(name)
         if tool is not None:
             check_arguments(tool, arguments)
-        return await super().call_tool(name, arguments, context)
+        result = await super().call_tool(name, arguments, context)
+        if tool is not None and not tool.fn_metadata.wrap_output and isinstance(result, CallToolResult):
+            return compact(result)
+        return result
 
 
 def offered_tools(tool_profile: str) -> list[tuple[Callable[..., Any], ToolAnnotations]]:

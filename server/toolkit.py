@@ -22,6 +22,7 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp_types import CallToolResult, TextContent
 from pydantic import ValidationError
 
 from engram.storage.errors import EngramError, NotFoundError, first_line
@@ -133,3 +134,12 @@ def _number(schema: dict[str, Any]) -> str:
     if high is not None:
         return f"{what} of at most {high}"
     return what
+
+
+def compact(result: CallToolResult) -> CallToolResult:
+    """The result with its text as compact JSON: the SDK indents it, which costs the host a third more tokens
+    for the same data (the structured content beside it is unchanged)."""
+    if result.is_error or result.structured_content is None:
+        return result
+    text = json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":"))
+    return result.model_copy(update={"content": [TextContent(type="text", text=text)]})

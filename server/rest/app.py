@@ -165,11 +165,14 @@ def build_rest_app(settings: Settings, runtime: Runtime, security: TransportSecu
 
 
 def _problem(item: Any) -> str:
-    where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "the request"
+    location = tuple(item.get("loc", ()))
+    if location[:1] in (("body",), ("query",), ("path",)):
+        location = location[1:]  # where the field came from: its name says enough
+    where = ".".join(str(part) for part in location) or "the request"
     if item.get("type") == "extra_forbidden":
         return f"'{where}' is not a field of this request; remove it"
     if item.get("type") == "missing":
-        return f"'{where}' is required"
+        return f"'{where}' is required" if location else "this request needs a JSON body"
     return f"'{where}': {item.get('msg', 'is not valid')}"
 
 

@@ -112,7 +112,10 @@ def parse_id(kind: Kind, value: str) -> uuid.UUID:
     try:
         return uuid.UUID(text.removeprefix(f"{kind}-"))
     except ValueError:
-        raise InvalidInputError(f"{value[:80]!r} is not a {kind} id; {kind} ids look like '{kind}-<uuid>'") from None
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise InvalidInputError(
+            f"{value[:80]!r} is not {article} {kind} id; {kind} ids look like '{kind}-<uuid>'"
+        ) from None
 
 
 def cursor(limit: int, after: str | None, before: str | None, *, kind: Kind, descending: bool) -> Cursor:
