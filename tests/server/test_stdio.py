@@ -36,7 +36,7 @@ async def test_engram_serve_offers_the_memory_tools_over_stdio(tmp_path: Path) -
     async with engram_serve(tmp_path) as client:
         assert {tool.name for tool in (await client.list_tools()).tools} == MEMORY_TOOLS
         result = await call(client, "core_memory_append", label="human", content="Prefers dark mode.")
-        assert result["value"].endswith("\nPrefers dark mode.")
+        assert result["value"] == "Prefers dark mode."  # the first fact replaces the 'human' placeholder
 
 
 async def test_engram_serve_with_tools_full_offers_every_tool_over_stdio(tmp_path: Path) -> None:

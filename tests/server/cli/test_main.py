@@ -42,6 +42,10 @@ COMMANDS = [
     ["summarize"],
     ["sql"],
     ["doctor"],
+    ["db"],
+    ["db", "status"],
+    ["db", "stop"],
+    ["ui"],
 ]
 
 
