@@ -11,13 +11,14 @@ from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
 from engram.server import engram_version
+from engram.server.context import memory_context
 from engram.server.instructions import INSTRUCTIONS
 from engram.server.runtime import DatabaseOpener, Runtime, open_runtime, scope_of
 from engram.server.send_message import send_message
 from engram.server.settings import Settings, SettingsError, ToolProfile
 from engram.server.toolkit import as_mcp_tool, check_arguments, compact, resource_errors
 from engram.tools.loop import turn
-from engram.tools.memory import agents, archival, blocks, core, recall
+from engram.tools.memory import agents, archival, blocks, context, core, recall
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 EDIT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
@@ -32,6 +33,7 @@ FULL: ToolProfile = "full"
 # needs during a conversation; `full` offers every tool: managing agents and blocks, deletes, history and
 # undo. The `tool_profile` setting chooses (a profile, or tool names), since every tool costs the host context.
 TOOLS: list[tuple[Callable[..., Any], ToolAnnotations, ToolProfile]] = [
+    (memory_context, READ_ONLY, MEMORY),
     (core.core_memory_view, READ_ONLY, MEMORY),
     (core.core_memory_append, EDIT, MEMORY),
     (core.core_memory_replace, EDIT, MEMORY),
@@ -86,11 +88,12 @@ def build_server(
         log_level=settings.log_level,
     )
     for function, hints in offered_tools(settings.tool_profile):
-        # send_message needs the request itself (sampling, progress): it is an MCP tool as it is
-        tool = function if function is send_message else as_mcp_tool(function, scope_of)
+        # send_message needs the request itself (sampling, progress), memory_context the server's budgets: they
+        # are MCP tools as they are
+        tool = function if function in (send_message, memory_context) else as_mcp_tool(function, scope_of)
         server.add_tool(tool, annotations=hints)
     _register_resources(server)
-    _register_prompts(server)
+    _register_prompts(server, settings)
     return server
 
 
@@ -192,7 +195,7 @@ def _register_resources(server: MCPServer[Runtime]) -> None:
         return block.value
 
 
-def _register_prompts(server: MCPServer[Runtime]) -> None:
+def _register_prompts(server: MCPServer[Runtime], settings: Settings) -> None:
     @server.prompt(name="memory", title="Load Engram memory")
     async def memory(
         ctx: Context,
@@ -204,3 +207,19 @@ def _register_prompts(server: MCPServer[Runtime]) -> None:
         with resource_errors():
             rendered = await core.core_memory_view(await scope_of(ctx), agent)
         return f"{INSTRUCTIONS}\nThis is your core memory now:\n\n{rendered}"
+
+    @server.prompt(name="memory_context", title="Recall what Engram remembers about this")
+    async def recall_for(
+        ctx: Context,
+        message: Annotated[
+            str | None, Field(description="What the conversation is about; empty: core memory and recent activity.")
+        ] = None,
+        agent: Annotated[
+            str | None, Field(description="Agent whose memory to use; the default agent if omitted.")
+        ] = None,
+    ) -> str:
+        """Core memory and what memory holds about the message (best first, dated), within the server's budget."""
+        with resource_errors():
+            scope = await scope_of(ctx)
+            found = await context.memory_context(scope, message or "", agent, budget=settings.context_budget())
+        return found.text or "Engram's memory holds nothing for this agent yet."

@@ -1,5 +1,6 @@
 """Engram over HTTP: streamable HTTP at /mcp, legacy SSE at /sse (+ /messages/), the REST API at /v1 (its
-docs at /v1/docs), the web memory browser at / (its files at /ui/), GET /healthz.
+docs at /v1/docs), the web memory browser at / (its files at /ui/), Claude Code's http hooks at
+/hooks/claude-code, GET /healthz.
 
 Bearer tokens map to principals; each principal sees only its own memory. Tokens come from the
 `tokens` setting or from `engram tokens create` (stored hashed). With no token anywhere, HTTP serves the
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engram.server.app import build_server
+from engram.server.hooks import HOOK_PATH, build_hook_app
 from engram.server.rest.app import PREFIX, build_rest_app, is_open
 from engram.server.runtime import DatabaseOpener, Runtime
 from engram.server.settings import Settings
@@ -124,6 +126,7 @@ def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, 
         max_request_body_size=settings.max_request_bytes,
     )
     rest = build_rest_app(settings, runtime, security)
+    hooks = build_hook_app(settings, runtime, security)
     ui = build_ui_app(security)
     from_settings = static_verifier(settings)
 
@@ -146,6 +149,9 @@ def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, 
             return
         if path == PREFIX or path.startswith(f"{PREFIX}/"):
             await rest(scope, receive, send)
+            return
+        if path == HOOK_PATH:
+            await hooks(scope, receive, send)
             return
         if is_ui_path(path):
             await ui(scope, receive, send)

@@ -3,13 +3,18 @@
 INSTRUCTIONS = """\
 Engram is your long-term memory. It persists across conversations, host windows and restarts.
 
+At the start of a task, call memory_context with the user's request (with an empty message at the start
+of a conversation): it returns core memory and what earlier conversations and notes hold about the
+request, best first and dated, within a small budget, and nothing recalled when nothing matches. Keep
+what it shows in mind; if the host already put Engram's memory in your context, you need not call it.
+
 Core memory is a few small text blocks that belong in your context:
 - 'persona': who you are and how to behave with this user.
 - 'human': durable facts about the user (name, preferences, projects, decisions).
-At the start of a conversation, call core_memory_view (or read engram://agents/{agent}/memory) and keep
-what it shows in mind. Save durable facts as soon as you learn them: core_memory_append adds a line,
-core_memory_replace or memory_replace corrects outdated text, memory_insert places a line at a position,
-and memory_rethink rewrites a whole block to reorganise or condense it. Each block has a character
+core_memory_view (or engram://agents/{agent}/memory) shows them with their sizes. Save durable facts
+as soon as you learn them: core_memory_append adds a line, core_memory_replace or memory_replace
+corrects outdated text, memory_insert places a line at a position, and memory_rethink rewrites a whole
+block to reorganise or condense it. Each block has a character
 limit; when an edit is refused for size, condense the block with memory_rethink and try again.
 Edits are not silent: tell the user what you remembered when it matters to them.
 

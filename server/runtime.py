@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, cast
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver import Context
-from starlette.requests import HTTPConnection
 
 from engram.server.settings import Settings
 from engram.storage.embeddings import Embedder, make_embedder
@@ -31,6 +29,8 @@ from engram.tools.memory.embedding_queue import EmbeddingWorker
 from engram.tools.scope import AgentDefaults, Scope
 
 if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context  # not at run time: one-shot commands (a hook) skip importing MCP
+
     from engram.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,8 @@ async def open_runtime(
 def principal_of(connection: object) -> str | None:
     """The principal an HTTP request authenticated as (Starlette's `request.user`, set by server.http's
     authentication); None over stdio, in memory, and over HTTP without tokens."""
+    from starlette.requests import HTTPConnection
+
     if not isinstance(connection, HTTPConnection) or "user" not in connection.scope:
         return None
     user = connection.user

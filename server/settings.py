@@ -9,7 +9,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from engram.storage.embeddings import DEFAULT_MODEL
 from engram.storage.errors import ConfigurationError, InvalidInputError
 from engram.tools.arguments import check_agent_name
+
+if TYPE_CHECKING:
+    from engram.tools.memory.context import ContextBudget
 
 ENV_PREFIX = "ENGRAM_"
 CONFIG_ENV = "ENGRAM_CONFIG"
@@ -125,6 +128,20 @@ class Settings(BaseSettings):
     )
     summarize_evict_share: float = Field(
         default=0.3, gt=0.0, lt=1.0, description="Share of in-context messages evicted at least, per summary."
+    )
+    context_prompt_tokens: int = Field(
+        default=1500,
+        ge=200,
+        le=8000,
+        description="Tokens of memory memory_context gives for a message: core memory, then what is recalled for "
+        "it (Claude Code's UserPromptSubmit hook; the tool's and REST's default).",
+    )
+    context_session_tokens: int = Field(
+        default=2500,
+        ge=200,
+        le=8000,
+        description="Tokens of memory given at a session's start: core memory and recent activity (Claude Code's "
+        "SessionStart hook; memory_context with an empty message).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the server's stderr log."
@@ -263,6 +280,12 @@ class Settings(BaseSettings):
         if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             raise ValueError("must start with postgresql:// (for example postgresql://user@host:5432/engram)")
         return value
+
+    def context_budget(self) -> ContextBudget:
+        """What memory_context gives by default, in tokens: for a message, and at a session's start."""
+        from engram.tools.memory.context import ContextBudget
+
+        return ContextBudget(prompt_tokens=self.context_prompt_tokens, session_tokens=self.context_session_tokens)
 
     def sqlalchemy_url(self) -> str | None:
         """The external database URL in the form SQLAlchemy's psycopg driver expects, if one is set."""

@@ -193,6 +193,19 @@ class Summary(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class ContextGiven(Base):
+    """What memory_context gave one host session (a Claude Code session id) already, so that the session is not
+    told the same thing twice: `item` is 'block:<id>:<version>', 'summary:<id>', 'passage:<id>' or 'message:<id>'."""
+
+    __tablename__ = "context_given"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    session: Mapped[str] = mapped_column(Text, primary_key=True)
+    item: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    given_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class Token(Base):
     """A bearer token for the HTTP transports: `name` is what an operator calls it; only a hash is kept."""
 

@@ -95,6 +95,7 @@ def temporary_database(embedded: EmbeddedPostgres, *, template: str | None) -> I
 
 # What a host sees by default (the `memory` tool profile); server/app.py's TOOLS says which profile offers each tool.
 MEMORY_TOOLS = {
+    "memory_context",
     "core_memory_view",
     "core_memory_append",
     "core_memory_replace",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp.client.client import Client
 from sqlalchemy import create_engine, text
@@ -166,9 +167,12 @@ def test_sql_examples_run(database_url: str) -> None:
     assert [(version, actor, value) for version, actor, _created_at, value in earlier] == [(1, "test", "v1")]
 
 
-def test_claude_code_hook_example_records_prompts_and_replies(database_url: str, tmp_path: Path) -> None:
+def test_claude_code_hook_example_gives_memory_and_records_prompts_and_replies(
+    database_url: str, tmp_path: Path
+) -> None:
     """The hook config as written, run the way Claude Code runs it: the event's JSON on stdin."""
     hooks = json.loads(next(block for block in code_blocks("json") if '"hooks"' in block))["hooks"]
+    assert set(hooks) == {"SessionStart", "UserPromptSubmit", "Stop"}
     transcript = tmp_path / "session.jsonl"
     transcript.write_text(
         json.dumps({"type": "user", "message": {"role": "user", "content": "Which port does the API use?"}})
@@ -177,10 +181,12 @@ def test_claude_code_hook_example_records_prompts_and_replies(database_url: str,
         + "\n"
     )
     events: list[tuple[str, dict[str, object]]] = [
+        ("SessionStart", {"source": "startup"}),
         ("UserPromptSubmit", {"prompt": "Which port does the API use?"}),
         ("Stop", {"last_assistant_message": "It listens on port 8443.", "stop_hook_active": False}),
         ("Stop", {"stop_hook_active": False}),  # an older Claude Code: the reply comes from the transcript
     ]
+    outputs = []
     for event, fields in events:
         [entry] = hooks[event]
         [hook] = entry["hooks"]
@@ -198,7 +204,11 @@ def test_claude_code_hook_example_records_prompts_and_replies(database_url: str,
             timeout=120,
         )
         assert finished.returncode == 0, finished.stderr
-        assert finished.stdout == ""  # a UserPromptSubmit hook's output would reach the model
+        assert "engram hook:" not in finished.stderr
+        outputs.append(finished.stdout)
+    start = json.loads(outputs[0])["hookSpecificOutput"]
+    assert start["hookEventName"] == "SessionStart" and "<core_memory>" in start["additionalContext"]
+    assert outputs[1:] == ["", "", ""]  # core memory was given at the start; nothing else is in memory yet
     engine = create_engine(database_url, poolclass=NullPool)
     with engine.connect() as connection:
         rows = connection.execute(
@@ -212,6 +222,35 @@ def test_claude_code_hook_example_records_prompts_and_replies(database_url: str,
         ("claude-code", "7f3c-session", "claude-code", "user", "Which port does the API use?"),
         ("claude-code", "7f3c-session", "claude-code", "assistant", "It listens on port 8443."),
         ("claude-code", "7f3c-session", "claude-code", "assistant", "Port 8443."),
+    ]
+
+
+@pytest.mark.anyio
+async def test_the_fast_claude_code_setup_posts_to_the_http_hook(database_url: str) -> None:
+    """The second hook config: SessionStart as a command, the per-prompt events as http hooks."""
+    hooks = json.loads([block for block in code_blocks("json") if '"hooks"' in block][1])["hooks"]
+    assert hooks["SessionStart"][0]["hooks"][0]["type"] == "command"
+    async with engram_http(database_url) as base_url, httpx2.AsyncClient() as http:
+        for event, fields in (
+            ("UserPromptSubmit", {"prompt": "Which port?"}),
+            ("Stop", {"last_assistant_message": "8443."}),
+        ):
+            [hook] = hooks[event][0]["hooks"]
+            assert hook["type"] == "http"
+            url = hook["url"].replace("http://127.0.0.1:8283", base_url)
+            payload = {"session_id": "f4st", "hook_event_name": event, **fields}
+            answer = await http.post(url, json=payload)
+            assert answer.status_code == 200, answer.text
+    # both were recorded in the agent the url names
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT a.name, m.role, m.text FROM messages m JOIN agents a ON a.id = m.agent_id ORDER BY m.ordinal")
+        ).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        ("claude-code", "user", "Which port?"),
+        ("claude-code", "assistant", "8443."),
     ]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engram.server import engram_version
-from engram.server.cli import agents, blocks, chat, conversations, db, doctor, ingest, serve, tokens, ui
+from engram.server.cli import agents, backup, blocks, chat, conversations, db, doctor, hook, ingest, serve, tokens, ui
 from engram.server.settings import SettingsError, load_settings
 from engram.storage.errors import EngramError
 
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, _overrides(args))
     except SettingsError as exc:
         print(f"engram: {exc}", file=sys.stderr)
-        return 2
+        return 0 if getattr(args, "never_blocks", False) else 2  # a host's hook must not block the host
     configure_logging(settings.log_level)
     previous = _leave_on_signals()
     try:
@@ -109,7 +109,9 @@ def _parser() -> argparse.ArgumentParser:
         ingest.register,
         chat.register,
         doctor.register,
+        hook.register,
         db.register,
+        backup.register,
         ui.register,
     ):
         register(commands, common)

@@ -1,4 +1,4 @@
-"""`engram agents list|create|show|update|delete`."""
+"""`engram agents list|create|show|update|delete|export|import`."""
 
 from __future__ import annotations
 
@@ -41,6 +41,37 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(run=_delete)
+    export = actions.add_parser(
+        "export", parents=[common], help="write agents to a file: Engram's format (all of their memory) or Letta's .af"
+    )
+    export.add_argument("names", nargs="+", metavar="NAME", help="the agents to export")
+    export.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="the file to write")
+    export.add_argument(
+        "--format",
+        choices=("engram", "af"),
+        default="engram",
+        help="engram (default): everything, archival passages included; af: Letta's agent file (no passages)",
+    )
+    export.add_argument(
+        "--with-vectors",
+        dest="with_vectors",
+        action="store_true",
+        help="include the embeddings, so that an import with the same model need not embed again",
+    )
+    export.set_defaults(run=_export)
+    importing = actions.add_parser(
+        "import",
+        parents=[common],
+        help="import agents from a file: Engram's export, a Letta .af, or the MCP memory server's memory.jsonl",
+    )
+    importing.add_argument("file", type=Path, metavar="FILE", help="the format is told from the content")
+    importing.add_argument(
+        "--as", dest="as_name", metavar="NAME", help="import the file's agent under this name (a graph: the agent)"
+    )
+    importing.add_argument(
+        "--replace", action="store_true", help="delete an existing agent of the same name first (else it is refused)"
+    )
+    importing.set_defaults(run=_import)
 
 
 def _settings_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
@@ -199,4 +230,67 @@ def _delete(settings: Settings, args: argparse.Namespace) -> int:
         return refused
     result = run_with_scope(settings, lambda scope: agent_delete(scope, args.name), principal=args.principal)
     print(f"deleted agent '{result.name}' ({result.blocks_deleted} blocks)")
+    return 0
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from engram.tools.ingest.agent_files import export_agent_files
+    from engram.tools.ingest.engram_files import export_agents
+
+    if args.with_vectors and args.format != "engram":
+        raise InvalidInputError("--with-vectors is for --format engram: Letta's agent files carry no vectors")
+    target: Path = args.output
+    partial = target.with_name(f".{target.name}.partial")  # renamed once complete: a failed export leaves no file
+    try:
+        with partial.open("wb") as out:
+            if args.format == "engram":
+                done = run_with_scope(
+                    settings,
+                    lambda scope: export_agents(scope, args.names, out, with_vectors=args.with_vectors),
+                    principal=args.principal,
+                )
+                counts = {member.removesuffix(".jsonl"): count for member, count in done.counts.items() if count}
+                stored = ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in counts.items())
+                note = f" ({done.vectors} vectors)" if args.with_vectors else ""
+            else:
+                exported, left_out = run_with_scope(
+                    settings, lambda scope: export_agent_files(scope, args.names), principal=args.principal
+                )
+                out.write(json.dumps(exported, ensure_ascii=False, indent=2).encode())
+                messages = sum(len(agent["messages"]) - 1 for agent in exported["agents"])
+                stored = f"{len(exported['blocks'])} blocks, {messages} messages (Letta's .af format)"
+                note = (
+                    f"; {left_out} archival passages left out: Letta's agent files have no archival memory "
+                    "(--format engram keeps them)"
+                    if left_out
+                    else "; Letta's agent files have no archival memory (this agent has none)"
+                )
+        partial.replace(target)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {target}: {exc.strerror}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    names = ", ".join(f"'{name}'" for name in dict.fromkeys(args.names))
+    print(f"exported {names} to {target}: {stored}{note}")
+    return 0
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from engram.tools.ingest.transfer import import_file
+
+    path: Path = args.file
+    try:
+        file = path.open("rb")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
+    with file:
+        report = run_with_scope(
+            settings,
+            lambda scope: import_file(scope, file, as_name=args.as_name, replace=args.replace, where=str(path)),
+            principal=args.principal,
+        )
+    for line in report.lines():
+        print(line)
     return 0

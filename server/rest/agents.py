@@ -1,24 +1,27 @@
 """Letta's agent and block routes: agents, an agent's core-memory blocks, standalone (shared) blocks, and
-agent files (export and import)."""
+agent files (export and import: Letta's .af by default, Engram's own zip, the MCP memory server's graph)."""
 
 from __future__ import annotations
 
+import tempfile
 import uuid
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from typing import IO, Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from engram.server.rest import letta
 from engram.server.rest.scope import ScopeDep, agent_state, page_of, state
 from engram.storage.errors import InvalidInputError, NotFoundError
-from engram.tools.ingest import agent_files
+from engram.tools.ingest import agent_files, engram_files, transfer
 from engram.tools.memory import agents, blocks, records
 from engram.tools.memory.agents import BlockSpec
 from engram.tools.scope import Scope
 
 router = APIRouter(tags=["agents"])
 MAX_AGENT_FILE_BYTES = 100_000_000
+EXPORT_CHUNK = 1024 * 1024
 
 Limit = Annotated[int, Query(ge=1, le=records.MAX_PAGE, description="Items per page.")]
 After = Annotated[str | None, Query(description="Only items after the one with this id (the next page).")]
@@ -219,28 +222,72 @@ async def delete_block(block_id: str, scope: ScopeDep) -> blocks.BlockDeleted:
 
 
 @router.get("/agents/{agent_id}/export", tags=["agent files"])
-async def export_agent(agent_id: str, scope: ScopeDep) -> JSONResponse:
-    """The agent as a Letta agent file (.af): its settings, blocks and messages (archival passages are not
-    part of the format)."""
+async def export_agent(
+    agent_id: str,
+    scope: ScopeDep,
+    format: Annotated[
+        Literal["af", "engram"],
+        Query(description="af (default): Letta's agent file; engram: Engram's zip with all of the agent's memory."),
+    ] = "af",
+    with_vectors: Annotated[bool, Query(description="engram: include the embeddings.")] = False,
+) -> Response:
+    """The agent as a Letta agent file (.af: its settings, blocks and messages; archival passages are not part of
+    that format), or with `format=engram` as Engram's own file (a zip, streamed) holding all of its memory."""
     name = await records.agent_name(scope, records.parse_id("agent", agent_id))
-    return JSONResponse(await agent_files.export_agent_file(scope, name))
+    if format == "af":
+        if with_vectors:
+            raise InvalidInputError("with_vectors is for format=engram: Letta's agent files carry no vectors")
+        return JSONResponse(await agent_files.export_agent_file(scope, name))
+    spool = tempfile.TemporaryFile()  # the zip is written whole, then streamed: memory holds a chunk at a time
+    try:
+        await engram_files.export_agents(scope, [name], spool, with_vectors=with_vectors)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return StreamingResponse(
+        _chunks(spool),
+        media_type="application/zip",
+        headers={"content-disposition": f'attachment; filename="{name}.engram.zip"'},
+    )
+
+
+def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
+    with spool:
+        while chunk := spool.read(EXPORT_CHUNK):
+            yield chunk
 
 
 @router.post("/agents/import", tags=["agent files"])
 async def import_agent(
     scope: ScopeDep,
-    file: Annotated[UploadFile, File(description="A Letta agent file (.af), current or 0.6.x format.")],
+    file: Annotated[
+        UploadFile,
+        File(description="Engram's agent file (zip), a Letta agent file (.af, current or 0.6.x) or memory.jsonl."),
+    ],
     name: Annotated[str | None, Form(description="A name for the imported agent, instead of the file's.")] = None,
     append_copy_suffix: Annotated[bool, Form(description="Append '__copy' to the agent's name.")] = False,
     strip_messages: Annotated[bool, Form(description="Leave the message history out.")] = False,
 ) -> dict[str, list[str]]:
-    """Import the agents of a Letta agent file; in one transaction, so a failure leaves nothing behind."""
-    data = await file.read(MAX_AGENT_FILE_BYTES + 1)
-    if len(data) > MAX_AGENT_FILE_BYTES:
-        raise InvalidInputError(f"the agent file is over {MAX_AGENT_FILE_BYTES // 1_000_000} MB; Engram refuses it")
-    names = await agent_files.import_agent_file(
-        scope, data, name=name or None, append_copy_suffix=append_copy_suffix, strip_messages=strip_messages
-    )
+    """Import the agents of an agent file, its format told from its content: Engram's own, Letta's .af, or the MCP
+    memory server's graph (which needs `name`); in one transaction, so a failure leaves nothing behind."""
+    where = f"'{file.filename}'" if file.filename else "the uploaded file"
+    chosen = transfer.detect_format(file.file, where)
+    if chosen == "letta":
+        data = await file.read(MAX_AGENT_FILE_BYTES + 1)
+        if len(data) > MAX_AGENT_FILE_BYTES:
+            raise InvalidInputError(f"the agent file is over {MAX_AGENT_FILE_BYTES // 1_000_000} MB; Engram refuses it")
+        names = await agent_files.import_agent_file(
+            scope, data, name=name or None, append_copy_suffix=append_copy_suffix, strip_messages=strip_messages
+        )
+    else:
+        if append_copy_suffix or strip_messages:
+            raise InvalidInputError(
+                "append_copy_suffix and strip_messages are for Letta's agent files; use 'name' to import under "
+                "another name"
+            )
+        report = await transfer.import_file(scope, file.file, as_name=name or None, where=where)
+        names = report.agents
     first = records.cursor(1, None, None, kind="agent", descending=False)
     return {"agent_ids": [f"agent-{(await records.agent_records(scope, first, name=n))[0].id}" for n in names]}
 

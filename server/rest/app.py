@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from engram.server import engram_version
-from engram.server.rest import agents, letta, memory, messages
+from engram.server.rest import agents, context, letta, memory, messages
 from engram.server.rest.scope import ScopeDep
 from engram.server.runtime import Runtime
 from engram.server.settings import Settings
@@ -147,7 +147,7 @@ def build_rest_app(settings: Settings, runtime: Runtime, security: TransportSecu
         data = files("fastapi_swagger.resources").joinpath(name).read_bytes()
         return Response(data, media_type=ASSETS[name], headers={"cache-control": "max-age=86400"})
 
-    for router in (agents.router, memory.router, messages.router):
+    for router in (agents.router, memory.router, messages.router, context.router):
         app.include_router(router, prefix=PREFIX)
     _add_bearer_scheme(app)
 

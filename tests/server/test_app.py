@@ -41,7 +41,8 @@ async def test_the_full_profile_offers_every_tool_and_every_profile_the_same_res
     memory = await offered(with_profile(database_url, tmp_path, "memory"))
     full = await offered(with_profile(database_url, tmp_path, "full"))
     assert full[0] == every_tool() and MEMORY_TOOLS < full[0]
-    assert full[1:] == memory[1:] and "engram://agents/{agent}/memory" in full[1] and full[2] == {"memory"}
+    assert full[1:] == memory[1:] and "engram://agents/{agent}/memory" in full[1]
+    assert full[2] == {"memory", "memory_context"}
 
 
 async def test_a_list_of_tool_names_offers_those_tools_and_may_name_a_profile(

@@ -1,38 +1,24 @@
-"""Letta agent files (.af): an agent written out as Letta writes it, and Letta's files read in as Engram agents.
+"""Letta agent files (.af): agents written out as Letta writes them, and Letta's files stored as Engram agents.
 
-A file carries an agent's settings, its core-memory blocks and its message history (archival passages are not
-part of the format). The history is the agent's 'default' conversation: the one the built-in agent and the
-REST messages routes use. Reading takes Letta's current format (top-level `agents`), the flat 0.6.x format, and
-files whose JSON is a string holding the JSON.
+A file carries agents' settings, their core-memory blocks and their message histories (archival passages are not
+part of the format). A history is the agent's 'default' conversation: the one the built-in agent and the REST
+messages routes use. `letta_parse` reads the files (Letta's current format, the flat 0.6.x format, and files whose
+JSON is a string holding the JSON); this module writes them and stores what it read, in one transaction.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from engram.storage.errors import ConflictError, InvalidInputError, NotFoundError
-from engram.tools.arguments import (
-    DEFAULT_CONVERSATION,
-    Role,
-    check_agent_name,
-    check_context_window,
-    check_label,
-    check_model,
-    check_tags,
-    check_text,
-    parse_moment,
-)
-from engram.tools.ingest.history import MAX_SEARCHABLE_CHARS
-from engram.tools.loop.functions import SEARCH_CALLS
+from engram.tools.arguments import DEFAULT_CONVERSATION, check_agent_name
+from engram.tools.ingest.letta_parse import MAX_AGENT_FILE_BYTES, FileAgent, parse_agent_file
+from engram.tools.ingest.transfer import AgentsImported
 from engram.tools.loop.prompt import DEFAULT_SYSTEM_PROMPT
-from engram.tools.memory.agents import MAX_BLOCKS_PER_AGENT, MAX_DESCRIPTION_CHARS, BlockSpec
-from engram.tools.memory.blocks import MAX_LIMIT
-from engram.tools.repositories import agent_repo, block_repo, message_repo
+from engram.tools.repositories import agent_repo, block_repo, message_repo, passage_repo
 from engram.tools.scope import Scope
 
 if TYPE_CHECKING:
@@ -40,16 +26,13 @@ if TYPE_CHECKING:
 
     from engram.storage.schema import Agent, Block, Message
 
+__all__ = ["MAX_AGENT_FILE_BYTES", "export_agent_file", "export_agent_files", "import_agent_file", "import_letta_file"]
+
 log = logging.getLogger(__name__)
 
-MAX_AGENT_FILE_BYTES = 100_000_000
 COPY_SUFFIX = "__copy"
 DEFAULT_CONTEXT_WINDOW = 8192  # what the file says when the agent has no context window of its own
 EMBEDDING_DIM = 384
-EXPECTED = (
-    "expected a Letta agent file (.af): a JSON object with an 'agents' list, or a Letta 0.6 agent object with "
-    "'core_memory' and 'messages'"
-)
 # LLMConfig.model_endpoint_type in letta-client 1.12.1: a litellm prefix outside these is written as "openai".
 LETTA_ENDPOINT_TYPES = frozenset(
     {
@@ -59,13 +42,6 @@ LETTA_ENDPOINT_TYPES = frozenset(
         "xai", "zai", "zai_coding", "baseten", "fireworks", "openrouter", "chatgpt_oauth",
     }
 )  # fmt: skip
-LETTA_ROLES: dict[str, Role] = {
-    "user": "user",
-    "assistant": "assistant",
-    "tool": "tool",
-    "function": "tool",
-    "system": "system",
-}
 
 
 # Export
@@ -76,26 +52,46 @@ async def export_agent_file(scope: Scope, agent: str) -> dict[str, Any]:
 
     Message 0 is the system prompt, as in Letta's own files (Letta's agent keeps its system message first).
     """
-    check_agent_name(agent)
-    async with scope.sessions.begin() as session:
-        row = await agent_repo.get_by_name(session, scope.owner_id, agent)
-        if row is None:
-            raise NotFoundError(f"agent '{agent}' does not exist; call agent_list to see your agents")
-        blocks = await block_repo.of_agent(session, scope.owner_id, row.id)
-        thread = await message_repo.get_conversation(session, scope.owner_id, row.id, DEFAULT_CONVERSATION)
-        rows = await message_repo.transcript(session, thread, first=1, limit=thread.message_count) if thread else []
-        context_start = thread.context_start if thread else 1
-    system = row.system or DEFAULT_SYSTEM_PROMPT
-    messages = [_system_message(system, row.created_at)] + [
-        _file_message(f"message-{number}", message) for number, message in enumerate(rows, start=1)
-    ]
-    in_context = ["message-0"] + [
-        f"message-{number}" for number, message in enumerate(rows, start=1) if message.ordinal >= context_start
-    ]
-    return {
-        "agents": [
+    exported, _left_out = await export_agent_files(scope, [agent])
+    return exported
+
+
+async def export_agent_files(scope: Scope, agents: list[str]) -> tuple[dict[str, Any], int]:
+    """The agents as one Letta agent file, and how many archival passages they hold (which the format leaves
+    out). Blocks the agents share are written once; message ids run on across agents."""
+    names = list(dict.fromkeys(check_agent_name(agent) for agent in agents))
+    if not names:
+        raise InvalidInputError("name at least one agent to export")
+    file_agents: list[dict[str, Any]] = []
+    file_blocks: dict[Any, dict[str, Any]] = {}
+    left_out = 0
+    next_message = 0
+    for number, name in enumerate(names):
+        async with scope.sessions.begin() as session:
+            row = await agent_repo.get_by_name(session, scope.owner_id, name)
+            if row is None:
+                raise NotFoundError(f"agent '{name}' does not exist; call agent_list to see your agents")
+            blocks = await block_repo.of_agent(session, scope.owner_id, row.id)
+            thread = await message_repo.get_conversation(session, scope.owner_id, row.id, DEFAULT_CONVERSATION)
+            rows = await message_repo.transcript(session, thread, first=1, limit=thread.message_count) if thread else []
+            context_start = thread.context_start if thread else 1
+            left_out += await passage_repo.count(session, scope.owner_id, row.id)
+        for block in blocks:
+            if block.id not in file_blocks:
+                file_blocks[block.id] = _file_block(f"block-{len(file_blocks)}", block)
+        system = row.system or DEFAULT_SYSTEM_PROMPT
+        first = next_message
+        ids = [f"message-{first + place}" for place in range(len(rows) + 1)]
+        next_message += len(ids)
+        messages = [_system_message(ids[0], system, row.created_at)] + [
+            _file_message(message_id, message) for message_id, message in zip(ids[1:], rows, strict=True)
+        ]
+        in_context = [ids[0]] + [
+            message_id for message_id, message in zip(ids[1:], rows, strict=True) if message.ordinal >= context_start
+        ]
+        file_agents.append(
             {
-                "id": "agent-0",
+                "id": f"agent-{number}",
                 "name": row.name,
                 "system": system,
                 "description": row.description,
@@ -107,13 +103,15 @@ async def export_agent_file(scope: Scope, agent: str) -> dict[str, Any]:
                     "embedding_dim": EMBEDDING_DIM,
                 },
                 "tags": list(row.tags),
-                "block_ids": [f"block-{number}" for number in range(len(blocks))],
+                "block_ids": [file_blocks[block.id]["id"] for block in blocks],
                 "tool_ids": [],
                 "messages": messages,
                 "in_context_message_ids": in_context,
             }
-        ],
-        "blocks": [_file_block(f"block-{number}", block) for number, block in enumerate(blocks)],
+        )
+    exported = {
+        "agents": file_agents,
+        "blocks": list(file_blocks.values()),
         "tools": [],
         "groups": [],
         "files": [],
@@ -122,6 +120,7 @@ async def export_agent_file(scope: Scope, agent: str) -> dict[str, Any]:
         "metadata": {"exported_by": "engram", "engram_version": _engram_version()},
         "created_at": datetime.now(UTC).isoformat(),
     }
+    return exported, left_out
 
 
 def _llm_config(llm: dict[str, Any]) -> dict[str, Any] | None:
@@ -149,9 +148,9 @@ def _file_block(block_id: str, block: Block) -> dict[str, Any]:
     }
 
 
-def _system_message(system: str, created_at: datetime) -> dict[str, Any]:
+def _system_message(message_id: str, system: str, created_at: datetime) -> dict[str, Any]:
     return {
-        "id": "message-0",
+        "id": message_id,
         "role": "system",
         "content": [{"type": "text", "text": system}],
         "tool_calls": None,
@@ -193,25 +192,6 @@ def _engram_version() -> str:
 # Import
 
 
-@dataclass(frozen=True)
-class _FileMessage:
-    index: int  # its place in the file's messages
-    draft: message_repo.NewMessage
-
-
-@dataclass(frozen=True)
-class _FileAgent:
-    where: str  # how errors name it
-    name: str | None
-    system: str
-    description: str
-    tags: list[str]
-    llm: dict[str, Any]
-    blocks: list[tuple[str, BlockSpec]]  # with the file's id: agents listing one block id share one block
-    messages: list[_FileMessage]  # those to store, in the file's order
-    in_context: set[int] | None  # indices of the file's in-context messages; None: the file does not say
-
-
 async def import_agent_file(
     scope: Scope,
     data: bytes | str,
@@ -220,13 +200,36 @@ async def import_agent_file(
     append_copy_suffix: bool = False,
     strip_messages: bool = False,
 ) -> list[str]:
-    """Create an Engram agent for each agent in a Letta agent file; returns their names.
+    """Create an Engram agent for each agent in a Letta agent file; returns their names (see `import_letta_file`)."""
+    report = await import_letta_file(
+        scope, data, name=name, append_copy_suffix=append_copy_suffix, strip_messages=strip_messages
+    )
+    return report.agents
+
+
+async def import_letta_file(
+    scope: Scope,
+    data: bytes | str,
+    *,
+    name: str | None = None,
+    append_copy_suffix: bool = False,
+    strip_messages: bool = False,
+    replace: bool = False,
+    where: str | None = None,
+) -> AgentsImported:
+    """Create an Engram agent for each agent in a Letta agent file, and say what was left out (Letta's tools).
 
     The whole file is read and checked first, then stored in one transaction: nothing is kept if any agent
     fails. `name` renames the file's only agent; `append_copy_suffix` adds '__copy' to each name;
-    `strip_messages` leaves the history out.
+    `strip_messages` leaves the history out; `replace` deletes an existing agent of the same name first (else
+    a taken name is refused).
     """
-    agents = _file_agents(_load(data), scope, keep_messages=not strip_messages)
+    try:
+        agents = parse_agent_file(data, scope, keep_messages=not strip_messages)
+    except InvalidInputError as exc:
+        if where is None:
+            raise
+        raise InvalidInputError(f"{where}: {exc}") from None
     if name is not None and len(agents) != 1:
         raise InvalidInputError(
             f"the agent file holds {len(agents)} agents and 'name' renames one agent only; import it without "
@@ -236,18 +239,46 @@ async def import_agent_file(
     repeated = sorted({chosen for chosen in names if names.count(chosen) > 1})
     if repeated:
         raise InvalidInputError(f"the agent file holds several agents named '{repeated[0]}'; agent names must differ")
-    stored = 0
+    if where is not None and not replace:  # the command line's words for a taken name
+        async with scope.sessions.begin() as session:
+            for chosen in names:
+                if await agent_repo.get_by_name(session, scope.owner_id, chosen) is not None:
+                    raise ConflictError(
+                        f"agent '{chosen}' already exists; import it under another name (--as NAME) or replace the "
+                        "existing agent (--replace)"
+                    )
+    report = AgentsImported(format="letta", agents=names)
     made: dict[str, Block] = {}
     async with scope.sessions.begin() as session:
         for agent, chosen in zip(agents, names, strict=True):
+            if replace:
+                await _delete_existing(session, scope, chosen)
             row = await _create_agent(session, scope, agent, chosen, append_copy_suffix, made)
-            stored += await _store_messages(session, scope, row, agent)
-    if stored:
+            stored = await _store_messages(session, scope, row, agent)
+            report.messages += stored
+            report.conversations += bool(stored)
+    report.blocks = len(made)
+    tools = sorted({tool for agent in agents for tool in agent.tools})
+    if tools:
+        report.skipped.append(
+            f"{len(tools)} Letta tools ({', '.join(tools)}): Letta tools are code that Engram does not run; its "
+            "agents use Engram's own memory tools"
+        )
+    if report.messages:
         scope.recorded()
-    return names
+    return report
 
 
-def _name_of(agent: _FileAgent, name: str | None, append_copy_suffix: bool) -> str:
+async def _delete_existing(session: AsyncSession, scope: Scope, name: str) -> None:
+    """Delete the agent of this name (and the blocks only it uses), if there is one."""
+    existing = await agent_repo.get_by_name(session, scope.owner_id, name)
+    if existing is not None:
+        own = [block.id for block in await block_repo.of_agent(session, scope.owner_id, existing.id)]
+        await agent_repo.delete_agent(session, scope.owner_id, existing.id)
+        await block_repo.delete_unlinked(session, scope.owner_id, own)
+
+
+def _name_of(agent: FileAgent, name: str | None, append_copy_suffix: bool) -> str:
     chosen = name if name is not None else agent.name
     if not chosen:
         raise InvalidInputError(f"{agent.where} has no name; pass 'name' to give it one")
@@ -261,7 +292,7 @@ def _name_of(agent: _FileAgent, name: str | None, append_copy_suffix: bool) -> s
 
 
 async def _create_agent(
-    session: AsyncSession, scope: Scope, agent: _FileAgent, name: str, append_copy_suffix: bool, made: dict[str, Block]
+    session: AsyncSession, scope: Scope, agent: FileAgent, name: str, append_copy_suffix: bool, made: dict[str, Block]
 ) -> Agent:
     """The agent with its blocks; a block an earlier agent of the file made is attached, so they share it."""
     row = await agent_repo.insert_if_absent(
@@ -294,7 +325,7 @@ async def _create_agent(
     return row
 
 
-async def _store_messages(session: AsyncSession, scope: Scope, row: Agent, agent: _FileAgent) -> int:
+async def _store_messages(session: AsyncSession, scope: Scope, row: Agent, agent: FileAgent) -> int:
     """Store the agent's messages in its 'default' conversation, the in-context ones from its context start."""
     if not agent.messages:
         return 0
@@ -310,313 +341,3 @@ async def _store_messages(session: AsyncSession, scope: Scope, row: Agent, agent
     thread.context_start = start
     await session.flush()
     return len(stored)
-
-
-def _load(data: bytes | str) -> Any:
-    """The file's JSON, decoded a second time when it is a JSON string holding the JSON."""
-    too_large = len(data) > MAX_AGENT_FILE_BYTES  # a character takes one byte or more
-    if too_large or (isinstance(data, str) and len(data.encode("utf-8", "surrogatepass")) > MAX_AGENT_FILE_BYTES):
-        raise InvalidInputError(
-            f"the agent file is over {MAX_AGENT_FILE_BYTES // 1_000_000} MB; Letta's agent files are far smaller: "
-            "check that this is an agent file"
-        )
-    try:
-        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(
-            f"the agent file is not UTF-8 text (bad byte at offset {exc.start}); {EXPECTED}"
-        ) from None
-    parsed = _json(text, "the agent file")
-    return _json(parsed, "the JSON string in the agent file") if isinstance(parsed, str) else parsed
-
-
-def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); {EXPECTED}"
-        ) from None
-
-
-def _file_agents(data: Any, scope: Scope, *, keep_messages: bool) -> list[_FileAgent]:
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"the agent file holds {_kind(data)}; {EXPECTED}")
-    if "agents" in data:
-        agents = _field(data, "agents", list, "the agent file") or []
-        if not agents:
-            raise InvalidInputError("the agent file holds no agents: its 'agents' list is empty")
-        blocks: dict[str, dict[str, Any]] = {}
-        for index, raw in enumerate(_field(data, "blocks", list, "the agent file") or []):
-            block = _object(raw, f"blocks[{index}]")
-            blocks[str(block.get("id"))] = block
-        return [
-            _current_agent(raw, blocks, f"agents[{index}]", scope, keep_messages) for index, raw in enumerate(agents)
-        ]
-    if "core_memory" in data:
-        return [_legacy_agent(data, scope, keep_messages)]
-    raise InvalidInputError(f"the agent file has neither 'agents' nor 'core_memory'; {EXPECTED}")
-
-
-def _current_agent(
-    raw: Any, blocks: dict[str, dict[str, Any]], where: str, scope: Scope, keep_messages: bool
-) -> _FileAgent:
-    agent = _object(raw, where)
-    where = _named(agent, where)
-    specs: list[tuple[str, BlockSpec]] = []
-    for block_id in _field(agent, "block_ids", list, where) or []:
-        if str(block_id) not in blocks:
-            raise InvalidInputError(f"{where}: 'block_ids' names {block_id!r}, which is not in the file's 'blocks'")
-        specs.append((str(block_id), _block(blocks[str(block_id)], f"{where}: block {block_id!r}", scope)))
-    raw_messages = (_field(agent, "messages", list, where) or []) if keep_messages else []
-    positions: dict[str, int] = {}
-    for index, message in enumerate(raw_messages):
-        message_id = _object(message, f"{where}.messages[{index}]").get("id")
-        if isinstance(message_id, str):
-            if message_id in positions:
-                raise InvalidInputError(f"{where}: two messages have the id {message_id!r}; message ids must differ")
-            positions[message_id] = index
-    in_context: set[int] | None = None
-    listed = _field(agent, "in_context_message_ids", list, where) or []
-    if listed and keep_messages:
-        unknown = [message_id for message_id in listed if message_id not in positions]
-        if unknown:
-            raise InvalidInputError(
-                f"{where}: 'in_context_message_ids' names {unknown[0]!r}, which is not one of its messages"
-            )
-        in_context = {positions[message_id] for message_id in listed}
-    return _agent(agent, where, specs, raw_messages, in_context, scope)
-
-
-def _legacy_agent(agent: dict[str, Any], scope: Scope, keep_messages: bool) -> _FileAgent:
-    where = _named(agent, "the agent")
-    specs = [
-        (str(index), _block(_object(block, f"{where}.core_memory[{index}]"), f"{where}.core_memory[{index}]", scope))
-        for index, block in enumerate(_field(agent, "core_memory", list, where) or [])
-    ]
-    raw_messages = (_field(agent, "messages", list, where) or []) if keep_messages else []
-    indices = _field(agent, "in_context_message_indices", list, where)
-    in_context: set[int] | None = None
-    if indices is not None and keep_messages:
-        if not all(isinstance(index, int) and 0 <= index < len(raw_messages) for index in indices):
-            raise InvalidInputError(
-                f"{where}: 'in_context_message_indices' must hold places in its messages (0-{len(raw_messages) - 1})"
-            )
-        in_context = set(indices)
-    elif any(isinstance(message, dict) and "in_context" in message for message in raw_messages):
-        in_context = {
-            index for index, message in enumerate(raw_messages) if _object(message, where).get("in_context") is True
-        }
-    return _agent(agent, where, specs, raw_messages, in_context, scope)
-
-
-def _agent(
-    agent: dict[str, Any],
-    where: str,
-    blocks: list[tuple[str, BlockSpec]],
-    raw_messages: list[Any],
-    in_context: set[int] | None,
-    scope: Scope,
-) -> _FileAgent:
-    """The parts both formats share: settings, and the messages to store (not the system prompt)."""
-    if len(blocks) > MAX_BLOCKS_PER_AGENT:
-        raise InvalidInputError(f"{where} has {len(blocks)} blocks; an agent may have at most {MAX_BLOCKS_PER_AGENT}")
-    labels = [block.label for _, block in blocks]
-    if len(set(labels)) != len(labels):
-        raise InvalidInputError(f"{where}: two of its blocks share a label; every block needs its own label")
-    system = _clean(_field(agent, "system", str, where) or "")
-    check_text(f"{where}.system", system, max_chars=scope.max_input_chars, allow_empty=True)
-    description = _clean(_field(agent, "description", str, where) or "")
-    check_text(f"{where}.description", description, max_chars=MAX_DESCRIPTION_CHARS, allow_empty=True)
-    try:
-        tags = check_tags([_clean(str(tag)) for tag in _field(agent, "tags", list, where) or []])
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"{where}: {exc}") from None
-    messages = [
-        _message(raw, index, f"{where}.messages[{index}]")
-        for index, raw in enumerate(raw_messages)
-        if not _is_system_prompt(_object(raw, f"{where}.messages[{index}]"), index, system)
-    ]
-    return _FileAgent(
-        where=where,
-        name=_field(agent, "name", str, where),
-        system="" if system == DEFAULT_SYSTEM_PROMPT else system,
-        description=description,
-        tags=tags,
-        llm=_llm(agent.get("llm_config"), where),
-        blocks=blocks,
-        messages=messages,
-        in_context=in_context,
-    )
-
-
-def _is_system_prompt(message: dict[str, Any], index: int, system: str) -> bool:
-    """Letta's message 0 is the agent's compiled system prompt: the agent's system setting holds it already."""
-    return message.get("role") == "system" and (index == 0 or _text(message) == system)
-
-
-def _llm(config: Any, where: str) -> dict[str, Any]:
-    """The model and context window the file gives, each kept only if Engram's checks accept it."""
-    if config is None:
-        return {}
-    settings = _object(config, f"{where}.llm_config")
-    llm: dict[str, Any] = {}
-    model = settings.get("model")
-    if model is not None:
-        try:
-            llm["model"] = check_model(str(model))
-        except InvalidInputError as exc:
-            log.info("%s: the model is left unset: %s", where, exc)
-    window = settings.get("context_window")
-    if isinstance(window, int) and not isinstance(window, bool) and window:
-        try:
-            llm["context_window"] = check_context_window(window)
-        except InvalidInputError as exc:
-            log.info("%s: the context window is left unset: %s", where, exc)
-    return llm
-
-
-def _block(block: dict[str, Any], where: str, scope: Scope) -> BlockSpec:
-    label = block.get("label")
-    if not isinstance(label, str):
-        raise InvalidInputError(f"{where}: 'label' must be a string, not {_kind(label)}")
-    try:
-        check_label(label)
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"{where}: {exc}") from None
-    where = f"{where} ('{label}')"
-    value = _clean(_field(block, "value", str, where) or "")
-    if len(value) > MAX_LIMIT:
-        raise InvalidInputError(f"{where} holds {len(value)} characters; a block holds at most {MAX_LIMIT}")
-    limit = block.get("limit")
-    chosen = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
-    description = _clean(_field(block, "description", str, where) or "")
-    check_text(f"{where}.description", description, max_chars=MAX_DESCRIPTION_CHARS, allow_empty=True)
-    return BlockSpec(
-        label=label,
-        value=value,
-        # a value longer than its limit raises the limit: the text is never cut
-        limit=min(MAX_LIMIT, max(chosen or scope.defaults.block_char_limit, len(value), 1)),
-        description=description,
-        read_only=bool(block.get("read_only")),
-    )
-
-
-def _message(raw: Any, index: int, where: str) -> _FileMessage:
-    message = _object(raw, where)
-    role = LETTA_ROLES.get(str(message.get("role")))
-    if role is None:
-        raise InvalidInputError(
-            f"{where}: role {message.get('role')!r} is not one Engram stores (user, assistant, tool, function, "
-            "system); pass strip_messages to import the agent without its history"
-        )
-    text = _text(message)
-    calls = _tool_calls(message.get("tool_calls"), where)
-    content: dict[str, Any] = {"text": text}
-    if calls:
-        content["tool_calls"] = calls
-    for field in ("tool_call_id", "name"):
-        if isinstance(message.get(field), str):
-            content[field] = _clean(message[field])
-    returns = message.get("tool_returns")
-    status = (
-        returns[0].get("status") if isinstance(returns, list) and returns and isinstance(returns[0], dict) else None
-    )
-    if role == "tool" and status in ("success", "error"):
-        content["ok"] = status == "success"
-    names = [call["function"]["name"] for call in calls]
-    searchable = f"{text}\n[called {', '.join(names)}]".strip() if calls else text
-    search_call = (bool(names) and all(n in SEARCH_CALLS for n in names) and not text) or (
-        role == "tool" and content.get("name") in SEARCH_CALLS
-    )
-    created_at = message.get("created_at")
-    if created_at is not None and not isinstance(created_at, str):
-        raise InvalidInputError(f"{where}: 'created_at' must be ISO 8601 text, not {_kind(created_at)}")
-    message_id = message.get("id")
-    draft = message_repo.NewMessage(
-        role=role,
-        text=searchable[:MAX_SEARCHABLE_CHARS],
-        content=content,
-        created_at=parse_moment(f"{where}.created_at", created_at, end_of_day=False),
-        external_key=f"af:{message_id if isinstance(message_id, str) else index}",
-        search_call=search_call,
-    )
-    return _FileMessage(index=index, draft=draft)
-
-
-def _text(message: dict[str, Any]) -> str:
-    """The message's text: its text parts joined, a plain string content, or the legacy 'text' field."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return _clean(content)
-    parts: list[str] = []
-    for part in content if isinstance(content, list) else []:
-        if isinstance(part, str):
-            parts.append(part)
-        elif isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str):
-            parts.append(part["text"])
-    if not parts and isinstance(message.get("text"), str):
-        parts.append(message["text"])
-    return _clean("\n\n".join(parts))
-
-
-def _tool_calls(value: Any, where: str) -> list[dict[str, Any]]:
-    """Tool calls in the OpenAI shape the built-in agent stores (arguments as JSON text)."""
-    calls: list[dict[str, Any]] = []
-    if value is not None and not isinstance(value, list):
-        raise InvalidInputError(f"{where}: 'tool_calls' must be a list, not {_kind(value)}")
-    for index, raw in enumerate(value or []):
-        call = _object(raw, f"{where}.tool_calls[{index}]")
-        function = _object(call.get("function"), f"{where}.tool_calls[{index}].function")
-        name = _field(function, "name", str, f"{where}.tool_calls[{index}].function")
-        if not name:
-            raise InvalidInputError(f"{where}.tool_calls[{index}].function: 'name' is missing")
-        arguments = function.get("arguments")
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments or {}, ensure_ascii=False)
-        call_id = call.get("id")
-        calls.append(
-            {
-                "id": _clean(call_id) if isinstance(call_id, str) else "",
-                "type": "function",
-                "function": {"name": _clean(name), "arguments": _clean(arguments)},
-            }
-        )
-    return calls
-
-
-def _named(agent: dict[str, Any], where: str) -> str:
-    name = agent.get("name")
-    return f"{where} ('{name[:100]}')" if isinstance(name, str) else where
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{where}: expected a JSON object, found {_kind(value)}")
-    return value
-
-
-def _field(obj: dict[str, Any], field: str, kind: type, where: str) -> Any:
-    """`obj[field]` if it is absent, null or of `kind`; else an error naming it."""
-    value = obj.get(field)
-    if value is not None and not isinstance(value, kind):
-        raise InvalidInputError(f"{where}: '{field}' must be {_KINDS[kind]}, not {_kind(value)}")
-    return value
-
-
-def _clean(text: str) -> str:
-    """PostgreSQL cannot store NUL characters."""
-    return text.replace("\x00", "")
-
-
-_KINDS: dict[type, str] = {dict: "an object", list: "a list", str: "a string", int: "a number", bool: "true or false"}
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return (
-        "a number"
-        if isinstance(value, int | float) and not isinstance(value, bool)
-        else _KINDS.get(type(value), "a value")
-    )

@@ -23,6 +23,8 @@ COMMANDS = [
     ["agents", "show"],
     ["agents", "delete"],
     ["agents", "update"],
+    ["agents", "export"],
+    ["agents", "import"],
     ["blocks"],
     ["blocks", "list"],
     ["blocks", "create"],
@@ -38,6 +40,7 @@ COMMANDS = [
     ["record"],
     ["import"],
     ["reindex"],
+    ["hook"],
     ["chat"],
     ["summarize"],
     ["sql"],
@@ -46,6 +49,9 @@ COMMANDS = [
     ["db", "status"],
     ["db", "stop"],
     ["ui"],
+    ["hook"],
+    ["backup"],
+    ["restore"],
 ]
 
 

@@ -1,0 +1,48 @@
+"""`engram hook claude-code`: Claude Code's hook command (server/hooks.py says what each event does).
+
+It never blocks Claude Code: whatever fails, the reason goes to stderr, no context is given, and the exit
+status is 0 (a UserPromptSubmit hook exiting with 2 would block the user's prompt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from engram.server.cli.operation import run_with_scope
+from engram.tools.ingest.claude_code import HOOKS
+
+if TYPE_CHECKING:
+    from engram.server.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    hook = commands.add_parser(
+        "hook",
+        parents=[common],
+        help="answer a host's hook event on stdin: record the conversation and give the model memory (see README)",
+    )
+    hook.add_argument("host", choices=HOOKS, help="the host whose hook event comes on stdin")
+    hook.add_argument(
+        "--agent", help="the agent whose memory to give and record into (created if new; default: the default agent)"
+    )
+    hook.set_defaults(run=_hook, never_blocks=True)
+
+
+def _hook(settings: Settings, args: argparse.Namespace) -> int:
+    from engram.server.hooks import handle_claude_code
+
+    event = sys.stdin.read()
+    try:
+        output = run_with_scope(
+            settings,
+            lambda scope: handle_claude_code(scope, event, args.agent, settings.context_budget()),
+            principal=args.principal,
+        )
+    except Exception as exc:  # never block the host: say why on stderr and give no context
+        print(f"engram hook: {exc}", file=sys.stderr)
+        return 0
+    if output:
+        sys.stdout.write(output)
+    return 0
