@@ -32,7 +32,7 @@ import anyio
 from sqlalchemy import text
 
 from bench.quality import mean
-from bench.tool_tokens import cl100k_base
+from bench.tokens import cl100k_base
 from engram.tools.ingest.history import import_history
 from engram.tools.memory import archival
 from engram.tools.memory.agents import agent_create, resolve_agent

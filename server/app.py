@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
+from mcp_types import Tool as ListedTool
 from pydantic import Field
 
 from engram.server import engram_version
@@ -16,7 +17,7 @@ from engram.server.instructions import INSTRUCTIONS
 from engram.server.runtime import DatabaseOpener, Runtime, open_runtime, scope_of
 from engram.server.send_message import send_message
 from engram.server.settings import Settings, SettingsError, ToolProfile
-from engram.server.toolkit import as_mcp_tool, check_arguments, compact, resource_errors
+from engram.server.toolkit import as_mcp_tool, check_arguments, compact, lean_listing, resource_errors
 from engram.tools.loop import turn
 from engram.tools.memory import agents, archival, blocks, context, core, recall
 
@@ -99,7 +100,11 @@ def build_server(
 
 class StrictServer(MCPServer[Runtime]):
     """The SDK's server, with arguments checked strictly and explained in Engram's words (toolkit.check_arguments)
-    before a tool runs, and results sent as compact text beside their structured content (toolkit.compact)."""
+    before a tool runs, results sent as compact text beside their structured content (toolkit.compact), and
+    tools listed leanly (toolkit.lean_listing)."""
+
+    async def list_tools(self) -> list[ListedTool]:
+        return [lean_listing(tool) for tool in await super().list_tools()]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None

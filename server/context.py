@@ -22,8 +22,8 @@ NOTHING = "Engram's memory holds nothing for this agent yet."
 Message = Annotated[
     str,
     Field(
-        description="The user's request or the task at hand, as said; an empty string at the start of a "
-        "conversation (then: core memory and recent activity)."
+        description="The user's request or the task at hand, as said; '' at the start of a conversation (then: "
+        "core memory and recent activity)."
     ),
 ]
 MaxTokens = Annotated[
@@ -31,8 +31,7 @@ MaxTokens = Annotated[
     Field(
         ge=MIN_TOKENS,
         le=MAX_TOKENS,
-        description="Most tokens of memory to return; default: the server's budget (1500 for a message, 2500 "
-        "for an empty one).",
+        description="Most tokens to return; default: the server's budget (1500 for a message, 2500 for '').",
     ),
 ]
 
@@ -40,11 +39,11 @@ MaxTokens = Annotated[
 async def memory_context(
     message: Message, agent: AgentArg = None, max_tokens: MaxTokens = None, *, ctx: Context
 ) -> str:
-    """What your long-term memory holds that bears on the task: core memory, then the past conversations and
-    archival notes that match `message` (best first, each with its date and source), within a token budget.
+    """What long-term memory holds for the task: core memory, then the past conversations and archival notes
+    that match `message` (best first, each dated, with its source), within a token budget.
 
-    Call it at the start of a task with the user's request, and with an empty message at the start of a
-    conversation. When nothing in memory matches, nothing is recalled: only core memory comes back.
+    Call it at the start of a task with the user's request, and with '' at the start of a conversation. When
+    nothing matches, only core memory comes back.
     """
     runtime = cast(Runtime, ctx.request_context.lifespan_context)
     with tool_errors():

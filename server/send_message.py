@@ -77,10 +77,9 @@ async def send_message(
 ) -> AgentReply:
     """Send a message to Engram's built-in agent and get its reply.
 
-    The agent thinks with its own model (the configured one, or yours through MCP sampling), keeps its own
-    core, archival and recall memory with the memory tools, and keeps its context inside the model's
-    window by summarizing older messages. Every message is stored in its recall memory. The result lists
-    the memory tools it used.
+    The agent runs on its own model (the configured one, or yours through MCP sampling), edits its own core,
+    archival and recall memory, and summarizes older messages to stay within the model's window. Every
+    message is stored in its recall memory; the result lists the memory tools it used.
     """
     runtime = cast(Runtime, ctx.request_context.lifespan_context)
 

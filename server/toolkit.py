@@ -7,6 +7,11 @@ request context, and Engram's errors become tool errors the model can read and a
 Arguments are checked strictly before the SDK sees them (`check_arguments`): an unknown argument is refused
 with the known ones, a value is never coerced ("5" is not 5, true is not 1), and every refusal is Engram's own
 sentence naming the argument and what it must be.
+
+Every tool in tools/list costs each host conversation context, so the listing is lean (`lean_listing`): no
+output schemas, no schema titles, an optional argument shown as its type rather than "that type or null",
+no hint that says what MCP assumes anyway. Results are compact text beside their structured content
+(`compact`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 import typing
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +28,8 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import Tool as ListedTool
 from pydantic import ValidationError
 
 from engram.storage.errors import EngramError, NotFoundError, first_line
@@ -137,9 +144,88 @@ def _number(schema: dict[str, Any]) -> str:
 
 
 def compact(result: CallToolResult) -> CallToolResult:
-    """The result with its text as compact JSON: the SDK indents it, which costs the host a third more tokens
-    for the same data (the structured content beside it is unchanged)."""
+    """The result with its text as compact JSON without null fields: the SDK indents it, which costs the host a
+    third more tokens for the same data (the structured content beside it is unchanged)."""
     if result.is_error or result.structured_content is None:
         return result
-    text = json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(without_nulls(result.structured_content), ensure_ascii=False, separators=(",", ":"))
     return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
+
+
+def without_nulls(value: Any) -> Any:
+    """`value` with every null field of its objects left out (a model reads `"source":null` as noise)."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
+
+
+# What MCP assumes of a tool that gives no hint (the spec's defaults): a hint equal to it says nothing.
+DEFAULT_HINTS = {"read_only_hint": False, "destructive_hint": True, "idempotent_hint": False, "open_world_hint": True}
+SCHEMA_MAPS = ("properties", "$defs", "patternProperties")  # keys whose value maps names to schemas
+SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")  # keys whose value is a list of schemas
+SCHEMA_ONE = ("items", "additionalProperties", "not")  # keys whose value is one schema
+NULL = {"type": "null"}
+
+
+def lean_listing(tool: ListedTool) -> ListedTool:
+    """The tool as tools/list sends it, saying the same in about half the tokens.
+
+    - No output schema: hosts hand a model the text of a result, not its schema, and a client reads the
+      structured content without one (the SDK's client checks structured content only against a schema it
+      was given). Results still carry their structured content.
+    - The description's paragraphs on one line each (docstrings wrap at 120 columns and indent).
+    - The input schema without pydantic's titles (the property's name again, capitalised), and an optional
+      argument with a null default as its plain type: leaving it out is how a caller says "none" (an
+      explicit null is still accepted).
+    - Only the annotations MCP does not assume by default; none of destructive/idempotent on a read-only tool
+      (the spec gives them meaning only for tools that change something).
+    """
+    return tool.model_copy(
+        update={
+            "description": one_line_paragraphs(tool.description or ""),
+            "input_schema": lean_schema(tool.input_schema),
+            "output_schema": None,
+            "annotations": lean_hints(tool.annotations),
+        }
+    )
+
+
+def one_line_paragraphs(docstring: str) -> str:
+    """A docstring's paragraphs, each on one line; a line starting a list item ("- ") keeps its break."""
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(docstring))
+    return "\n\n".join(re.sub(r"\n(?!- )", " ", paragraph) for paragraph in paragraphs)
+
+
+def lean_schema(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    lean: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in SCHEMA_MAPS and isinstance(value, dict):
+            lean[key] = {name: lean_schema(item) for name, item in value.items()}
+        elif key in SCHEMA_LISTS and isinstance(value, list):
+            lean[key] = [lean_schema(item) for item in value]
+        elif key in SCHEMA_ONE and isinstance(value, dict):
+            lean[key] = lean_schema(value)
+        else:
+            lean[key] = value
+    options = lean.get("anyOf")
+    if "default" in lean and lean["default"] is None and isinstance(options, list) and len(options) == 2:
+        if NULL in options:
+            [kept] = [option for option in options if option != NULL]
+            rest = {key: value for key, value in lean.items() if key not in ("anyOf", "default")}
+            return {**kept, **rest}
+    return lean
+
+
+def lean_hints(hints: ToolAnnotations | None) -> ToolAnnotations | None:
+    if hints is None:
+        return None
+    given = hints.model_dump(exclude_none=True)
+    if given.get("read_only_hint"):
+        given = {key: value for key, value in given.items() if key not in ("destructive_hint", "idempotent_hint")}
+    return ToolAnnotations(**{key: value for key, value in given.items() if DEFAULT_HINTS.get(key) != value})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -89,6 +89,9 @@ def _checked(table: Table) -> Table:
 Scored = list[tuple[uuid.UUID, float]]
 
 
+VectorSource = Callable[[], Awaitable[Any]]  # the query's vector, awaited only once the vector leg needs it
+
+
 async def run_legs(
     session: AsyncSession,
     table: Table,
@@ -96,7 +99,7 @@ async def run_legs(
     agent_id: uuid.UUID,
     *,
     query: str,
-    vector: Any | None,
+    vector: VectorSource | None,
     keywords: KeywordMatch | None,
     model: str,
     where: SqlFilter,
@@ -104,27 +107,33 @@ async def run_legs(
     exact_scan_limit: int,
 ) -> tuple[Scored | None, Scored | None]:
     """The vector leg's and the keyword leg's (id, score) lists, each None when not asked for (no `vector`,
-    no `keywords` mode)."""
-    # Sequential on purpose: running the legs concurrently on two connections was slower on 2 cores
+    no `keywords` mode).
+
+    What needs no vector runs first: the keyword leg and the probe of the agent's size read the database
+    while the query is still being embedded (in a worker thread), and `vector` is awaited last."""
+    # One connection, one statement at a time: running the legs on two connections was slower on 2 cores
     # (bench.archival: 26 vs 23 ms p50 at 10k passages), the embedding model already using both.
+    matching = None
+    if keywords is not None:
+        matching = await keyword_leg(
+            session, table, owner_id, agent_id, query=query, where=where, limit=limit, match=keywords
+        )
     nearest = None
     if vector is not None:
+        large = await _is_large(session, table, agent_id, model, exact_scan_limit)
+        query_vector = await vector()
         nearest = await vector_leg(
             session,
             table,
             owner_id,
             agent_id,
-            query=vector,
-            dimension=len(vector),
+            query=query_vector,
+            dimension=len(query_vector),
             model=model,
             where=where,
             limit=limit,
             exact_scan_limit=exact_scan_limit,
-        )
-    matching = None
-    if keywords is not None:
-        matching = await keyword_leg(
-            session, table, owner_id, agent_id, query=query, where=where, limit=limit, match=keywords
+            large=large,
         )
     return nearest, matching
 
@@ -141,15 +150,19 @@ async def vector_leg(
     where: SqlFilter,
     limit: int,
     exact_scan_limit: int,
+    large: bool | None = None,
 ) -> list[tuple[uuid.UUID, float]]:
     """(id, cosine similarity) of the agent's rows nearest to `query`, nearest first.
 
-    Agents with at most `exact_scan_limit` rows of this model are scanned exactly.
+    Agents with at most `exact_scan_limit` rows of this model are scanned exactly (`large`: whether the
+    caller has found it has more, probed here when not given).
     """
     table = _checked(table)
     filters, values = where.sql()
     values |= {"owner": owner_id, "agent": agent_id, "model": model, "limit": limit, "query": query}
-    if await _is_large(session, table, agent_id, model, exact_scan_limit):
+    if large is None:
+        large = await _is_large(session, table, agent_id, model, exact_scan_limit)
+    if large:
         await session.execute(
             text(
                 "SELECT set_config('hnsw.ef_search', :ef, true), "
@@ -213,7 +226,10 @@ ROW_COUNTS: dict[Table, str] = {
 COMMON_ROWS = 1000.0  # a word estimated in more rows than this only matches together with rarer words
 MAX_MATCHING_ROWS = 2000  # rows a keyword query scores at most (when even its rarest words are everywhere)
 BM25_K1 = 1.2
-BM25_B = 0.75
+# How much a longer row's matches count for less. Conversation turns are not padded documents: a longer turn
+# says more, and on real dialogue (bench/locomo_dev.py) full normalisation (0.75) cost 0.03 of recall@10
+# against none; passages keep the textbook value.
+BM25_B: dict[Table, float] = {"messages": 0.0, "passages": 0.75}
 MAX_QUERY_TERMS = 24
 
 
@@ -239,11 +255,19 @@ async def _any_word_leg(
     terms = [f"CAST(quote_literal(:t{index}) AS tsquery)" for index in numbers]
     rare = [terms[index] for index in numbers if common.get(lexemes[index], 0.0) < COMMON_ROWS]
     values |= {f"t{index}": lexeme for index, lexeme in enumerate(lexemes)}
-    values |= {f"e{index}": common.get(lexeme, 0.0) for index, lexeme in enumerate(lexemes)}
-    values |= {"k1": BM25_K1, "b": BM25_B, "cap": MAX_MATCHING_ROWS}
+    # Document frequencies are counted over the agent's matching rows. Where those undercount, the table
+    # statistics' estimate stands in: for a word too common to match on, and for every word once the cap on
+    # matching rows is reached. Otherwise the count stands alone: an estimate over the whole table would let
+    # other agents' rows (and when ANALYZE last ran) change this agent's ranking.
+    estimates = [common.get(lexeme, 0.0) for lexeme in lexemes]
+    values |= {f"e{index}": estimate for index, estimate in enumerate(estimates)}
+    values |= {f"c{index}": estimate if estimate >= COMMON_ROWS else 0.0 for index, estimate in enumerate(estimates)}
+    values |= {"k1": BM25_K1, "b": BM25_B[table], "cap": MAX_MATCHING_ROWS}
     has = ", ".join(f"tsv @@ {term} AS h{index}" for index, term in enumerate(terms))
     counts = ", ".join(
-        f"greatest(count(*) FILTER (WHERE h{index}), :e{index})::float8 AS d{index}" for index in numbers
+        f"greatest(count(*) FILTER (WHERE h{index}), CASE WHEN count(*) >= :cap THEN :e{index} ELSE :c{index} END)"
+        f"::float8 AS d{index}"
+        for index in numbers
     )
     idf = ", ".join(f"ln(1 + (n - d{index} + 0.5) / (d{index} + 0.5)) AS w{index}" for index in numbers)
     matched = " + ".join(f"h{index}::int * w{index}" for index in numbers)
@@ -251,7 +275,9 @@ async def _any_word_leg(
     # says little, and matching on it would make the query read those thousands of rows. Its weight in
     # the score then comes from the table statistics' estimate of how many rows hold it.
     match = " || ".join(rare) if rare else " && ".join(terms)
-    # Both parts are materialised: the statistics are computed once, not again for every matching row.
+    # Both parts are materialised: the statistics are computed once, not again for every matching row. Rows
+    # holding the same words score alike when length counts for nothing (BM25_B 0); the longer one, which
+    # says more, goes first.
     statement = text(
         f"WITH matching AS MATERIALIZED (SELECT id, length(tsv) AS size, {has} FROM {table} "
         f"WHERE agent_id = :agent AND owner_id = :owner AND tsv @@ ({match}){filters} LIMIT :cap), "
@@ -259,7 +285,7 @@ async def _any_word_leg(
         f"greatest(avg(size), 1)::float8 AS mean_size, ({ROW_COUNTS[table]})::float8 AS n FROM matching) c) "
         f"SELECT id, ({matched}) * (1 + :k1) / (1 + :k1 * (1 - :b + :b * size / mean_size)) "
         f"/ ({' + '.join(f'w{index}' for index in numbers)}) AS score "
-        "FROM matching, stats ORDER BY score DESC, id LIMIT :limit"
+        "FROM matching, stats ORDER BY score DESC, size DESC, id LIMIT :limit"
     )
     return [(row.id, float(row.score)) for row in await session.execute(statement, values)]
 
@@ -395,6 +421,21 @@ def blend(legs: Sequence[tuple[Sequence[tuple[K, float]], float]]) -> dict[K, fl
         for key, score in scored:
             scores[key] = scores.get(key, 0.0) + weight * score
     return scores
+
+
+def rescaled(
+    scored: Sequence[tuple[K, float]], *, floor: float | None = None, min_span: float = 0.0
+) -> list[tuple[K, float]]:
+    """A leg's scores mapped so that its best is 1 and `floor` 0. By default the floor is its worst listed,
+    so that a leg whose scores sit close together, as one query's cosine similarities do, still spreads its
+    candidates apart; but at least `min_span` below the best, so that a few near-equal candidates (a small
+    agent's) are not spread from 0 to 1 on a difference that means nothing."""
+    if not scored:
+        return []
+    best = max(score for _, score in scored)
+    low = min(min(score for _, score in scored), best - min_span) if floor is None else floor
+    span = best - low
+    return [(key, (score - low) / span if span > 0 else 1.0) for key, score in scored]
 
 
 def ranked(scores: dict[K, float]) -> list[tuple[K, float]]:

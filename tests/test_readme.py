@@ -230,7 +230,7 @@ async def test_the_fast_claude_code_setup_posts_to_the_http_hook(database_url: s
     """The second hook config: SessionStart as a command, the per-prompt events as http hooks."""
     hooks = json.loads([block for block in code_blocks("json") if '"hooks"' in block][1])["hooks"]
     assert hooks["SessionStart"][0]["hooks"][0]["type"] == "command"
-    async with engram_http(database_url) as base_url, httpx2.AsyncClient() as http:
+    async with engram_http(database_url) as base_url, httpx2.AsyncClient(timeout=60) as http:
         for event, fields in (
             ("UserPromptSubmit", {"prompt": "Which port?"}),
             ("Stop", {"last_assistant_message": "8443."}),

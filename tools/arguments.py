@@ -32,7 +32,7 @@ ROLES: tuple[Role, ...] = get_args(Role)
 AgentArg = Annotated[
     str | None,
     Field(
-        description="Name of the agent whose memory to use. Omit it to use the default agent.",
+        description="Agent name; the default agent if omitted.",
         max_length=100,
     ),
 ]

@@ -76,10 +76,10 @@ async def search_passages(
             content=found.passages[passage_id].text,
             timestamp=found.passages[passage_id].created_at,
             tags=list(found.passages[passage_id].tags),
-            score=score,
+            score=found.relevance(passage_id),
             found_by=found.found_by[passage_id],
         )
-        for passage_id, score in found.ranked[:top_k]
+        for passage_id, _ in found.ranked[:top_k]
         if passage_id in found.passages
     ]
     return letta.SearchResults(count=len(results), results=results)

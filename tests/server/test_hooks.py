@@ -213,7 +213,7 @@ async def test_the_http_hook_and_the_rest_route_need_the_token_and_give_memory(
     auth = {"Authorization": "Bearer hook-token-0123456789"}
     async with (
         engram_http(database_url, environment={"ENGRAM_TOKENS": "team=hook-token-0123456789"}) as base_url,
-        httpx2.AsyncClient(base_url=base_url) as http,
+        httpx2.AsyncClient(base_url=base_url, timeout=60) as http,
     ):
         event = {"hook_event_name": "UserPromptSubmit", "session_id": "h77p", "prompt": "Which port will billing use?"}
         assert (await http.post("/hooks/claude-code?agent=cc", json=event)).status_code == 401

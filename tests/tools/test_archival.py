@@ -13,6 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from engram.server.app import build_server
 from engram.server.settings import Settings, load_settings
+from engram.tools.memory import archival
 from tests.conftest import Invalid, call, call_error, index_use, says
 
 pytestmark = pytest.mark.anyio
@@ -99,11 +100,30 @@ async def test_pages_are_stable_and_disjoint(client: Client) -> None:
     pages = [await call(client, "archival_memory_search", query="books to read", top_k=10, page=p) for p in (1, 2, 3)]
     ids = [hit["id"] for page in pages for hit in page["results"]]
     assert len(ids) == len(set(ids)) == 25
-    assert [page["has_more"] for page in pages] == [True, True, False]
-    whole = await call(client, "archival_memory_search", query="books to read", top_k=30)
-    assert [hit["id"] for hit in whole["results"]] == ids
+    assert [(page["more"], page.get("next")) for page in pages] == [
+        (15, {"page": 2, "top_k": 10}),
+        (5, {"page": 3, "top_k": 10}),
+        (0, None),
+    ]
     again = await call(client, "archival_memory_search", query="books to read", top_k=10, page=2)
     assert again == pages[1]
+
+
+async def test_a_page_the_budget_cuts_short_says_how_to_continue_without_skipping(client: Client) -> None:
+    for n in range(25):
+        await insert(client, f"Reading list entry {n}: a book about topic number {n}.", tags=["books"])
+    first = await call(client, "archival_memory_search", query="books to read", top_k=50)
+    shown = len(first["results"])
+    assert 10 < shown < 25  # 25 short hits would cost ~2,100 tokens: the budget stops the page early
+    assert first["more"] == 25 - shown and first["next"] == {"page": 2, "top_k": shown}
+    ids = [hit["id"] for hit in first["results"]]
+    answer = first
+    while answer.get("next"):
+        answer = await call(client, "archival_memory_search", query="books to read", **answer["next"])
+        ids += [hit["id"] for hit in answer["results"]]
+    assert answer["more"] == 0
+    every = [await call(client, "archival_memory_search", query="books to read", top_k=5, page=p) for p in range(1, 6)]
+    assert ids == [hit["id"] for page in every for hit in page["results"]]  # the same order, nothing skipped
 
 
 @pytest.mark.parametrize("exact_scan_limit", [10_000, 3])  # exact scans, and the HNSW path with its fallback
@@ -260,14 +280,97 @@ async def test_bad_input_is_refused_with_what_to_change_and_stores_nothing(
     assert sql(database_url, "SELECT count(*) FROM passages")[0][0] == 1
 
 
-async def test_a_page_of_long_passages_stays_within_the_answer_budget(client: Client) -> None:
-    for n in range(12):
-        await insert(client, f"Long design note {n}. " + "The cache layer keeps hot rows in memory. " * 80)
-    result = await client.call_tool("archival_memory_search", {"query": "cache design", "top_k": 10})
+def long_note_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings whose server shows a passage of up to 20,000 characters whole (archival_result_chars)."""
+    return load_settings(
+        overrides={"database_url": database_url, "data_dir": str(tmp_path), "archival_result_chars": 20_000},
+        environ={},
+    )
+
+
+async def test_a_search_answers_with_whole_passages_within_its_token_budget(database_url: str, tmp_path: Path) -> None:
+    from bench.tokens import count_tokens
+
+    notes = [f"Long design note {n}. " + "The cache layer keeps hot rows in memory. " * 32 for n in range(12)]
+    async with Client(build_server(long_note_settings(database_url, tmp_path))) as client:
+        for note in notes:
+            await insert(client, note)
+        result = await client.call_tool("archival_memory_search", {"query": "cache design", "top_k": 10})
     answer = "".join(getattr(block, "text", "") for block in result.content)
-    hits = (result.structured_content or {})["results"]
-    assert len(hits) == 10 and all(hit["truncated"] for hit in hits)
-    assert len(answer) < 9000  # about 2k tokens for the default top_k
+    page = result.structured_content or {}
+    hits = page["results"]
+    # each note is ~1,370 characters (~300 tokens): three whole ones fit, not ten stubs
+    assert 2 <= len(hits) < 10 and not any(hit["truncated"] for hit in hits)
+    assert all(hit["content"] in [note.strip() for note in notes] for hit in hits)
+    assert count_tokens(answer) <= archival.ANSWER_TOKENS
+    assert page["more"] == 12 - len(hits) and page["next"] == {"page": 2, "top_k": len(hits)}
+
+
+@pytest.mark.parametrize(
+    ("huge", "query"),
+    [
+        ("Tokyo itinerary: " + "temples, gardens, ramen, trains and a day at the museum; " * 200, "Tokyo itinerary"),
+        ("東京の旅程 " + "寺院、庭園、ラーメン、電車、博物館での一日 🚄🏯🍜。" * 200, "東京の旅程"),
+    ],
+    ids=["english", "japanese-and-emoji"],
+)
+async def test_a_first_hit_longer_than_the_budget_is_cut_to_fit(
+    database_url: str, tmp_path: Path, huge: str, query: str
+) -> None:
+    from bench.tokens import count_tokens
+
+    async with Client(build_server(long_note_settings(database_url, tmp_path))) as client:
+        await insert(client, huge)
+        await insert(client, "Kyoto itinerary: one day of temples.")
+        result = await client.call_tool("archival_memory_search", {"query": query, "top_k": 5})
+    answer = "".join(getattr(block, "text", "") for block in result.content)
+    page = result.structured_content or {}
+    [cut] = page["results"]
+    assert cut["truncated"] and huge.startswith(cut["content"].removesuffix("…")) and len(cut["content"]) > 500
+    assert page["more"] == 1 and page["next"] == {"page": 2, "top_k": 1}
+    assert archival.ANSWER_TOKENS * 0.6 <= count_tokens(answer) <= archival.ANSWER_TOKENS
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        *NOTES,
+        "The cache layer keeps hot rows in memory. " * 20,
+        'def parse(x):\n    return {"a": [1, 2, 3], "b": x.strip()}\n',
+        "0123456789 48213 2025-01-31T12:00:00Z port 8443, ticket #48231",
+        "Zürich, Genève, café, naïve résumé, Ærøskøbing",
+        "Привет, как дела? Поезд в Москву уходит в 8:15.",
+        "ταξίδι με τρένο στην Αθήνα",
+        "東京の旅程 寺院、庭園、ラーメン、電車、博物館での一日。",
+        "🚄🚃🚅 trains 🎉👍",
+        "Ça coûte très cher, n'est-ce pas? Où est la gare?",
+    ],
+    ids=lambda sample: sample[:24],
+)
+def test_the_token_estimate_is_never_below_the_count(sample: str) -> None:
+    from bench.tokens import count_tokens
+
+    assert count_tokens(sample) <= archival.text_tokens(sample) <= 2 * count_tokens(sample)
+
+
+async def test_score_is_a_relevance_near_1_for_a_match_and_low_for_nothing_related(client: Client) -> None:
+    for note in NOTES:
+        await insert(client, note)
+    # the sentence with one more word: no passage holds every word, so only its meaning matches (fused: 0.5)
+    [close, *_] = await search(client, "Lena is allergic to shellfish, so no prawns, no mussels when she visits Oslo.")
+    assert close["content"] == NOTES[0] and close["score"] >= 0.9
+    [exact, *_] = await search(client, "48213")  # holds every word of the query
+    assert exact["content"] == NOTES[2] and exact["score"] == 1.0
+    unrelated = await search(client, "quantum chromodynamics lecture notes")
+    assert unrelated and max(hit["score"] for hit in unrelated) < 0.4
+
+
+async def test_a_search_answer_reads_as_compact_json_without_nulls(client: Client) -> None:
+    await insert(client, NOTES[0])
+    result = await client.call_tool("archival_memory_search", {"query": "shellfish"})
+    text = "".join(getattr(block, "text", "") for block in result.content)
+    assert "null" not in text and "\n" not in text and ", " not in text.replace(NOTES[0], "")
+    assert (result.structured_content or {})["results"][0]["source"] is None  # the structured content keeps them
 
 
 async def test_recent_passages_resource(client: Client) -> None:

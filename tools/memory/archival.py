@@ -1,18 +1,25 @@
-"""Archival memory: passages an agent stores and finds again by meaning and by keyword (hybrid search)."""
+"""Archival memory: passages an agent stores and finds again by meaning and by keyword (hybrid search).
+
+A search answers within a token budget (ANSWER_TOKENS): whole passages, best first, as many as fit, rather
+than every hit of the page cut to a stub; the answer says how many more matches there are and which page
+holds the next one. Each hit's score is a relevance people can read (`relevance`), not the rank fusion's
+arithmetic.
+"""
 
 from __future__ import annotations
 
+import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from engram.storage.errors import InvalidInputError, NotFoundError
-from engram.tools.arguments import AgentArg, check_tags, check_text, time_range
+from engram.tools.arguments import MAX_TAG_CHARS, MAX_TAGS, AgentArg, check_tags, check_text, time_range
 from engram.tools.memory.agents import resolve_agent
-from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embed_query, run_legs
+from engram.tools.memory.hybrid import CANDIDATES, MAX_QUERY_CHARS, SearchMode, check_depth, embedding_of, run_legs
 from engram.tools.repositories import passage_repo, search
 from engram.tools.scope import Scope
 
@@ -21,7 +28,21 @@ if TYPE_CHECKING:
     from engram.storage.schema import Passage
 
 MAX_TOP_K = 50
-ANSWER_CHARS = 6000  # all result texts of one answer together (~1.5k tokens), so a search never floods the host
+# What one search answer may cost the host, in tokens of its text (the compact JSON a model reads); the
+# same as memory_context's default budget for a message.
+ANSWER_TOKENS = 1500
+# Text is measured, not tokenized (text_tokens): no tokenizer ships with Engram, and hosts' models differ.
+WORD_CHARS_PER_TOKEN = 3.6
+OTHER_CHARS_PER_TOKEN = 1.3
+BEYOND_ASCII_BYTE_TOKENS = 0.6
+ASCII_BYTES = bytes(range(0x80))
+NOT_FOUR_BYTE_LEADS = bytes(range(0xF0))  # every byte but 0xF0-0xFF, which lead a four-byte character
+WORD_BYTES = b" " + bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1))
+# A hit's fields besides its text and tags (id, created_at, score, truncated, source's key and the JSON
+# punctuation): 64 cl100k_base tokens measured, rounded up. The page's own fields take ANSWER_FIELD_TOKENS.
+HIT_FIELD_TOKENS = 72
+ANSWER_FIELD_TOKENS = 40
+MIN_HIT_CHARS = 100  # the shortest cut of a first hit too long for the whole budget
 VECTOR_WEIGHT = 1.0
 KEYWORD_WEIGHT = 1.0
 
@@ -31,21 +52,38 @@ class PassageRef(BaseModel):
     created: bool = Field(description="False when identical content was already stored; its id is returned.")
 
 
-class PassageHit(BaseModel):
+class StoredPassage(BaseModel):
     id: str
     content: str
-    truncated: bool = Field(description="True when content was cut to fit the answer.")
+    truncated: bool = Field(description="True when content was cut (longer than the server shows of one passage).")
     tags: list[str]
     source: str | None
     created_at: datetime
-    score: float = Field(description="Fused rank score, 1.0 = best possible.")
+
+
+class PassageHit(StoredPassage):
+    score: float = Field(
+        description="Relevance from 0 to 1: 1 when the passage holds every word of the query, else how close "
+        "its meaning is (cosine similarity: 1 = the same, about 0.4 or less = unrelated)."
+    )
+
+
+class NextPage(BaseModel):
+    """The arguments that continue a search right after its last hit shown."""
+
+    page: int
+    top_k: int
 
 
 class SearchPage(BaseModel):
     results: list[PassageHit]
     page: int
     top_k: int
-    has_more: bool
+    more: int = Field(description="Matches ranked after the last hit shown.")
+    next: NextPage | None = Field(
+        description="page and top_k that continue right after the last hit shown; None when nothing more is "
+        "within reach (the 100 best matches): narrow the query or the filters instead."
+    )
 
 
 class PassageDeleted(BaseModel):
@@ -56,21 +94,21 @@ class PassageDeleted(BaseModel):
 class RecentPassages(BaseModel):
     agent: str
     total: int
-    passages: list[PassageHit]
+    passages: list[StoredPassage]
 
 
 async def archival_memory_insert(
     scope: Scope,
-    content: Annotated[str, Field(description="The text to remember: a fact, note, or excerpt, self-contained.")],
+    content: Annotated[str, Field(description="The text to remember: a fact, note or excerpt, self-contained.")],
     tags: Annotated[
-        list[str] | None, Field(description="Optional topic tags, e.g. ['travel', 'family'], to filter on later.")
+        list[str] | None,
+        Field(description=f"Tags to filter on later, e.g. ['travel'] (up to {MAX_TAGS}, {MAX_TAG_CHARS} chars each)."),
     ] = None,
     agent: AgentArg = None,
 ) -> PassageRef:
-    """Store a passage in archival (long-term) memory, to find later with archival_memory_search.
+    """Store a passage in archival (long-term) memory, for details too long or too many for core memory.
 
-    Use it for details too long or too many for core memory. Storing identical text again returns the
-    existing passage's id instead of a duplicate.
+    Returns its id; identical text already stored returns the existing id (created: false).
     """
     content = check_text("content", content, max_chars=scope.max_input_chars).strip()
     clean_tags = check_tags(tags)
@@ -97,8 +135,8 @@ async def archival_memory_insert(
 
 async def archival_memory_search(
     scope: Scope,
-    query: Annotated[str, Field(description="What to look for, in natural language or keywords.")],
-    tags: Annotated[list[str] | None, Field(description="Only passages with these tags.")] = None,
+    query: Annotated[str, Field(description="What to look for: a question, words, names, numbers or codes.")],
+    tags: Annotated[list[str] | None, Field(description=f"Only passages with these tags (up to {MAX_TAGS}).")] = None,
     tag_match: Annotated[
         Literal["any", "all"], Field(description="'any': at least one of the tags; 'all': every tag.")
     ] = "any",
@@ -106,26 +144,105 @@ async def archival_memory_search(
         str | None, Field(description="Only passages stored at or after this ISO date/time, e.g. '2025-01-31'.")
     ] = None,
     end_datetime: Annotated[
-        str | None, Field(description="Only passages stored at or before this ISO date/time (a date includes the day).")
+        str | None, Field(description="Only passages stored at or before this ISO date/time (a date: all that day).")
     ] = None,
-    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="Results per page.")] = 10,
-    page: Annotated[int, Field(ge=1, description="Page of results, from 1.")] = 1,
+    top_k: Annotated[
+        int, Field(ge=1, le=MAX_TOP_K, description="Most hits to return (fewer when they would not fit the answer).")
+    ] = 10,
+    page: Annotated[int, Field(ge=1, description="Page of top_k hits, from 1.")] = 1,
     agent: AgentArg = None,
 ) -> SearchPage:
-    """Search archival memory by meaning and by exact words (names, numbers, codes), best matches first."""
+    """Search archival memory by meaning and by exact words (names, numbers, codes), best matches first.
+
+    Returns whole passages within about 1,500 tokens, each with a score from 0 to 1 (1: holds every word of
+    the query, or means the same); `more` counts further matches and `next` gives the page and top_k that
+    continue. Query: at most 2,000 characters.
+    """
     query = check_text("query", query, max_chars=MAX_QUERY_CHARS)
     where = passage_filter(tags, tag_match, start_datetime, end_datetime)
     check_depth(page, top_k, size_name="top_k", narrow="the query or the filters")
-    found = await find_passages(scope, agent, query, where, mode="hybrid", window=(page - 1) * top_k, size=top_k)
-    ranked, passages = found.ranked, found.passages
-    window = ranked[(page - 1) * top_k : page * top_k]
-    limit = max(100, min(scope.result_chars, ANSWER_CHARS // top_k))
+    start = (page - 1) * top_k
+    found = await find_passages(scope, agent, query, where, mode="hybrid", window=start, size=top_k)
+    window = [found.passages[passage_id] for passage_id, _ in found.ranked[start : start + top_k]]
+    results = within_budget(
+        [(passage, found.relevance(passage.id)) for passage in window], ANSWER_TOKENS, scope.result_chars
+    )
+    shown_to = start + len(results)
+    more = max(0, len(found.ranked) - shown_to)
     return SearchPage(
-        results=[hit(passages[passage_id], score, limit) for passage_id, score in window],
+        results=results,
         page=page,
         top_k=top_k,
-        has_more=len(ranked) > page * top_k,
+        more=more,
+        next=continuation(shown_to, page, top_k, len(results)) if more else None,
     )
+
+
+def within_budget(ranked: list[tuple[Passage, float]], budget: int, most_chars: int) -> list[PassageHit]:
+    """The hits, best first, that fit `budget` tokens whole (each cut to `most_chars`, the server's setting).
+
+    Fewer whole passages read better than many stubs: the first hit that does not fit ends the answer. Only
+    a first hit too long for the whole budget is cut to fit, so that an answer never comes back empty.
+    """
+    hits: list[PassageHit] = []
+    room = budget - ANSWER_FIELD_TOKENS
+    for passage, score in ranked:
+        found = hit(passage, score, most_chars)
+        cost = hit_tokens(found)
+        if cost > room:
+            if hits:
+                break
+            found = cut_to_fit(passage, score, room)
+            cost = hit_tokens(found)
+        hits.append(found)
+        room -= cost
+    return hits
+
+
+def cut_to_fit(passage: Passage, score: float, room: int) -> PassageHit:
+    """The hit with the longest start of its text that fits `room` tokens (at least MIN_HIT_CHARS)."""
+    low, high = MIN_HIT_CHARS, len(passage.text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if hit_tokens(hit(passage, score, middle)) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return hit(passage, score, low)
+
+
+def text_tokens(text: str) -> int:
+    """About how many tokens `text` costs a host, never fewer than cl100k_base counts on the English notes,
+    code, numbers, accented Latin, Cyrillic, Greek, CJK and emoji text of tests/tools/test_archival.py (1.0
+    to 1.75 times the count; English prose about 1.3): letters and spaces WORD_CHARS_PER_TOKEN a token,
+    other ASCII (digits, punctuation) OTHER_CHARS_PER_TOKEN, beyond ASCII BEYOND_ASCII_BYTE_TOKENS a byte
+    of UTF-8 and one more for a four-byte character (emoji)."""
+    data = text.encode("utf-8")
+    beyond = data.translate(None, ASCII_BYTES)
+    four_byte = len(beyond.translate(None, NOT_FOUR_BYTE_LEADS))
+    other = len(data.translate(None, WORD_BYTES)) - len(beyond)
+    words = len(data) - len(beyond) - other
+    beyond_tokens = len(beyond) * BEYOND_ASCII_BYTE_TOKENS + four_byte
+    return math.ceil(words / WORD_CHARS_PER_TOKEN + other / OTHER_CHARS_PER_TOKEN + beyond_tokens)
+
+
+def hit_tokens(found: PassageHit) -> int:
+    """About how many tokens a hit costs in the answer's text: its content, tags and source, and its fields."""
+    tags = sum(text_tokens(tag) + 2 for tag in found.tags)
+    source = text_tokens(found.source) + 4 if found.source else 0
+    return text_tokens(found.content) + tags + source + HIT_FIELD_TOKENS
+
+
+def continuation(shown_to: int, page: int, top_k: int, shown: int) -> NextPage | None:
+    """The page and top_k whose page starts right after the `shown_to` best matches, or None past the depth
+    searched. After a full page that is simply the next page; after a page the budget cut short, the page
+    size that divides `shown_to` (the largest allowed), so that no match is skipped."""
+    if shown_to >= CANDIDATES:
+        return None
+    if shown == top_k:
+        return NextPage(page=page + 1, top_k=top_k)
+    size = max(size for size in range(1, min(MAX_TOP_K, shown_to) + 1) if shown_to % size == 0)
+    return NextPage(page=shown_to // size + 1, top_k=size)
 
 
 @dataclass(frozen=True)
@@ -133,6 +250,20 @@ class Found:
     ranked: list[tuple[uuid.UUID, float]]  # the fused ranking: (id, score), best first
     passages: dict[uuid.UUID, Passage]  # the passages of the window asked for
     found_by: dict[uuid.UUID, list[str]]  # which legs found each ranked passage: 'meaning', 'words'
+    similarity: dict[uuid.UUID, float] = field(default_factory=dict)  # cosine, for those the vector leg found
+
+    def relevance(self, passage_id: uuid.UUID) -> float:
+        """A score from 0 to 1 that means the same in every search: 1 for a passage that holds every word of
+        the query (the keyword leg matched it), else its closeness in meaning (cosine similarity: 1 = the same
+        meaning; the default model puts unrelated text at about 0.4 or less). The fused score cannot be read
+        this way: it only says where a passage ranked in each leg, so a perfect match found by one leg
+        scored 0.5.
+
+        A passage found only by its words, past the vector leg's depth, has no similarity here; holding
+        every word, it scores 1 anyway."""
+        if "words" in self.found_by.get(passage_id, []):
+            return 1.0
+        return round(min(1.0, max(0.0, self.similarity.get(passage_id, 0.0))), 2)
 
 
 async def find_passages(
@@ -147,8 +278,8 @@ async def find_passages(
 ) -> Found:
     """The fused ranking from up to CANDIDATES passages per leg, which legs found each, and the passages ranked
     from `window` to `window + size` (only those are read)."""
-    vector = await embed_query(scope, query, mode)
-    async with scope.sessions.begin() as session:
+    # The query is embedded (in a worker thread) while the agent and the keyword leg are read.
+    async with embedding_of(scope, query, mode) as vector, scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         nearest, matching = await run_legs(
             session,
@@ -171,7 +302,7 @@ async def find_passages(
     for name, scored in (("meaning", nearest), ("words", matching)):
         for row_id, _ in scored or []:
             found_by[row_id].append(name)
-    return Found(ranked=ranked, passages=passages, found_by=found_by)
+    return Found(ranked=ranked, passages=passages, found_by=found_by, similarity=dict(nearest or []))
 
 
 async def archival_memory_delete(
@@ -195,22 +326,24 @@ async def recent_passages(scope: Scope, agent: str | None, *, limit: int = 20) -
         agent_row = await resolve_agent(session, scope, agent)
         rows = await passage_repo.recent(session, scope.owner_id, agent_row.id, limit=limit)
         total = await passage_repo.count(session, scope.owner_id, agent_row.id)
-    return RecentPassages(
-        agent=agent_row.name, total=total, passages=[hit(row, 0.0, scope.result_chars) for row in rows]
-    )
+    return RecentPassages(agent=agent_row.name, total=total, passages=[stored(row, scope.result_chars) for row in rows])
 
 
-def hit(passage: Passage, score: float, limit: int) -> PassageHit:
+def stored(passage: Passage, limit: int) -> StoredPassage:
+    """The passage with its text cut to `limit` characters."""
     truncated = len(passage.text) > limit
-    return PassageHit(
+    return StoredPassage(
         id=str(passage.id),
         content=passage.text[: limit - 1] + "…" if truncated else passage.text,
         truncated=truncated,
         tags=list(passage.tags),
         source=passage.source,
-        created_at=passage.created_at,
-        score=score,
+        created_at=passage.created_at.replace(microsecond=0),
     )
+
+
+def hit(passage: Passage, score: float, limit: int) -> PassageHit:
+    return PassageHit(**dict(stored(passage, limit)), score=score)
 
 
 def passage_filter(tags: list[str] | None, tag_match: str, start: str | None, end: str | None) -> PassageFilter:

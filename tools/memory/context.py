@@ -35,7 +35,7 @@ from engram.storage import lazy_module
 from engram.storage.errors import InvalidInputError
 from engram.tools.arguments import check_conversation, check_text
 from engram.tools.memory.agents import resolve_agent
-from engram.tools.memory.hybrid import MAX_QUERY_CHARS, run_legs
+from engram.tools.memory.hybrid import MAX_QUERY_CHARS, QueryVector, embedding_of, run_legs
 from engram.tools.memory.recall import KEYWORD_WEIGHT, VECTOR_WEIGHT, shorten, snippet, with_neighbours
 from engram.tools.memory.render import cut
 from engram.tools.repositories import block_repo, message_repo, passage_repo, search, summary_repo
@@ -62,7 +62,7 @@ CHARS_PER_TOKEN = 3.8
 MIN_TOKENS = 200
 MAX_SESSION_CHARS = 200
 MAX_TOKENS = 8000
-CANDIDATES = 40  # recalled items considered, best first, before the budget decides
+CANDIDATES = 24  # recalled items considered, best first, before the budget decides
 HIT_CHARS = 700  # a recalled message or passage: the part around the message's words
 NEIGHBOUR_CHARS = 240  # the messages just before and after a recalled one
 CORE_SHARE = 0.6  # of the room kept for core memory (it takes more when the rest leaves more)
@@ -169,13 +169,13 @@ async def memory_context(
     thread_name = check_conversation(conversation) if conversation is not None else None
     if session is not None:
         check_text("session", session, max_chars=MAX_SESSION_CHARS)
-    vector = (await scope.embedder.embed([query]))[0] if query else None
-    async with scope.sessions.begin() as db:
+    # A prompt's vector is computed (in a worker thread) while core memory and the keyword legs are read.
+    async with embedding_of(scope, query, "hybrid" if query else "keyword") as vector, scope.sessions.begin() as db:
         agent_row = await resolve_agent(db, scope, agent, create=create_agent)
         thread = (
             await message_repo.get_conversation(db, scope.owner_id, agent_row.id, thread_name) if thread_name else None
         )
-        if session and vector is None:  # a session starts: what sessions were given long ago is forgotten
+        if session and not query:  # a session starts: what sessions were given long ago is forgotten
             await context_repo.forget_given(db, scope.owner_id, agent_row.id, before=datetime.now(UTC) - FORGET_AFTER)
         seen = await context_repo.given(db, scope.owner_id, agent_row.id, session) if session else set()
         core = [block_piece(block) for block in await block_repo.of_agent(db, scope.owner_id, agent_row.id)]
@@ -197,7 +197,7 @@ async def memory_context(
         tokens=estimate_tokens(text),
         budget=tokens,
         items=[piece.item() for piece in chosen],
-        recalled=sum(piece.kind in ("passage", "conversation") for piece in chosen) if vector is not None else 0,
+        recalled=sum(piece.kind in ("passage", "conversation") for piece in chosen) if query else 0,
     )
 
 
@@ -338,44 +338,57 @@ async def recalled(
     scope: Scope,
     agent_row: Agent,
     query: str,
-    vector: Any,
+    vector: QueryVector | Any,
     thread: Conversation | None,
     *,
     floor: float = RELEVANCE_FLOOR,
 ) -> list[Piece]:
     """The passages and conversation parts that bear on the query, best first by recall's blend (CANDIDATES of
     them): those whose meaning is at least `floor` close to it (cosine similarity), and those holding one of its
-    identifiers. None for a query of fewer than MIN_CONTENT_WORDS words."""
+    identifiers. None for a query of fewer than MIN_CONTENT_WORDS words. `vector` is the query's, or a
+    QueryVector still being computed."""
     from engram.storage.passages import PassageFilter
 
     if await context_repo.content_words(db, query) < MIN_CONTENT_WORDS:
         return []
-    nearest, matching = await run_legs(
-        db, scope, "passages", agent_row.id, query=query, vector=vector, keywords="any", where=PassageFilter()
-    )
-    scores = search.blend([(nearest or [], VECTOR_WEIGHT), (matching or [], KEYWORD_WEIGHT)])
-    similarity = dict(nearest or [])
-    by_words = [key for key, _ in matching or []]
-    where = context_repo.OtherConversations(excluded_conversation_id=thread.id if thread is not None else None)
-    nearest, matching = await run_legs(
-        db, scope, "messages", agent_row.id, query=query, vector=vector, keywords="any", where=where
-    )
-    message_scores = search.blend([(nearest or [], VECTOR_WEIGHT), (matching or [], KEYWORD_WEIGHT)])
-    scores |= await with_neighbours(db, scope, agent_row, message_scores, where)
-    similarity |= dict(nearest or [])
-    by_words += [key for key, _ in matching or []]
+    has_passages, has_messages = await context_repo.holdings(db, scope.owner_id, agent_row.id)
+    scores: dict[uuid.UUID, float] = {}
+    similarity: dict[uuid.UUID, float] = {}
+    by_words: list[uuid.UUID] = []
+    if has_passages:
+        nearest, matching = await run_legs(
+            db, scope, "passages", agent_row.id, query=query, vector=vector, keywords="any", where=PassageFilter()
+        )
+        scores = search.blend([(nearest or [], VECTOR_WEIGHT), (matching or [], KEYWORD_WEIGHT)])
+        similarity = dict(nearest or [])
+        by_words = [key for key, _ in matching or []]
+    is_passage = set(scores)
+    if has_messages:
+        where = context_repo.OtherConversations(excluded_conversation_id=thread.id if thread is not None else None)
+        nearest, matching = await run_legs(
+            db, scope, "messages", agent_row.id, query=query, vector=vector, keywords="any", where=where
+        )
+        message_scores = search.blend([(nearest or [], VECTOR_WEIGHT), (matching or [], KEYWORD_WEIGHT)])
+        scores |= await with_neighbours(db, scope, agent_row, message_scores, where)
+        similarity |= dict(nearest or [])
+        by_words += [key for key, _ in matching or []]
     close = {key for key, value in similarity.items() if value >= floor}
     wanted = identifiers(query)
-    candidates = sorted(close | set(by_words if wanted else []), key=lambda key: (-scores.get(key, 0.0), str(key)))
-    passages = await passage_repo.fetch(db, candidates)
-    messages = await message_repo.found(db, [key for key in candidates if key not in passages])
+    pool = close | (set(by_words) if wanted else set())
+    ranked = sorted(pool, key=lambda key: (-scores.get(key, 0.0), str(key)))
+    passages, messages = await read_rows(db, [key for key in ranked if key not in close], is_passage)
     texts = {key: row.text for key, row in (passages | messages).items()}
     chosen = [
         key
-        for key in candidates
+        for key in ranked
         if (key in close or holds(texts.get(key, ""), wanted))
-        and not (key in messages and similarity.get(key, 0.0) >= ECHO_SIMILARITY)
+        and not (key not in is_passage and similarity.get(key, 0.0) >= ECHO_SIMILARITY)
     ][:CANDIDATES]
+    more_passages, more_messages = await read_rows(
+        db, [key for key in chosen if key not in passages and key not in messages], is_passage
+    )
+    passages |= more_passages
+    messages |= more_messages
     around = await message_repo.neighbours(db, [messages[key] for key in chosen if key in messages])
     pieces = [
         passage_piece(passages[key], query, scores[key])
@@ -386,6 +399,17 @@ async def recalled(
     for piece, key in zip(pieces, chosen, strict=True):
         piece.similarity = similarity.get(key, 0.0)
     return pieces
+
+
+async def read_rows(
+    db: AsyncSession, keys: list[uuid.UUID], is_passage: set[uuid.UUID]
+) -> tuple[dict[uuid.UUID, Passage], dict[uuid.UUID, FoundMessage]]:
+    """The passages and messages with these ids (no query for a kind none of them is)."""
+    passage_keys = [key for key in keys if key in is_passage]
+    message_keys = [key for key in keys if key not in is_passage]
+    passages = await passage_repo.fetch(db, passage_keys) if passage_keys else {}
+    messages = await message_repo.found(db, message_keys) if message_keys else {}
+    return passages, messages
 
 
 IDENTIFIER = re.compile(r"[A-Za-z0-9][\w.-]*[A-Za-z0-9]")
@@ -451,33 +475,30 @@ def conversation_piece(
 
 async def recent(db: AsyncSession, scope: Scope, agent_row: Agent, thread: Conversation | None) -> list[Piece]:
     """At a session's start: the latest conversations (their last messages) and passages, newest first."""
-    conversations, _ = await message_repo.list_conversations(
-        db, scope.owner_id, agent_row.id, limit=RECENT_CONVERSATIONS + 1, offset=0
+    conversations = await context_repo.latest_conversations(
+        db,
+        scope.owner_id,
+        agent_row.id,
+        excluding=thread.id if thread is not None else None,
+        limit=RECENT_CONVERSATIONS,
+        messages=RECENT_MESSAGES,
     )
-    pieces: list[Piece] = []
-    for other in conversations:
-        if (thread is not None and other.id == thread.id) or other.message_count == 0:
-            continue
-        rows = await message_repo.transcript(
-            db, other, first=max(1, other.message_count - RECENT_MESSAGES + 1), limit=RECENT_MESSAGES
+    pieces = [
+        Piece(
+            kind="conversation",
+            source=other.name,
+            date=other.last_at,
+            body="\n".join(f"{role}: {shorten(said, RECENT_CHARS)}" for _, role, said in other.last_messages),
+            ids=[f"message:{message_id}" for message_id, _, _ in other.last_messages],
+            attributes={
+                "name": other.name,
+                "title": other.title,
+                "date": _day(other.last_at),
+                "messages": str(other.message_count),
+            },
         )
-        lines = [(f"message:{row.id}", f"{row.role}: {shorten(row.text, RECENT_CHARS)}") for row in rows]
-        last = other.last_message_at or other.created_at
-        pieces.append(
-            Piece(
-                kind="conversation",
-                source=other.name,
-                date=last,
-                body="\n".join(line for _, line in lines),
-                ids=[key for key, _ in lines],
-                attributes={
-                    "name": other.name,
-                    "title": other.title,
-                    "date": _day(last),
-                    "messages": str(other.message_count),
-                },
-            )
-        )
+        for other in conversations
+    ]
     for passage in await passage_repo.recent(db, scope.owner_id, agent_row.id, limit=RECENT_PASSAGES):
         pieces.append(passage_piece(passage, "", None, RECENT_CHARS))
     return sorted(pieces, key=lambda piece: piece.date or datetime.min.replace(tzinfo=UTC), reverse=True)

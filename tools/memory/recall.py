@@ -25,8 +25,16 @@ from engram.tools.arguments import (
     check_text,
     time_range,
 )
+from engram.tools.memory import when
 from engram.tools.memory.agents import resolve_agent
-from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embed_query, run_legs
+from engram.tools.memory.hybrid import (
+    MAX_QUERY_CHARS,
+    QueryVector,
+    SearchMode,
+    check_depth,
+    embedding_of,
+    run_legs,
+)
 from engram.tools.memory.render import cut
 from engram.tools.repositories import message_repo, search
 from engram.tools.scope import Scope
@@ -34,17 +42,31 @@ from engram.tools.scope import Scope
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engram.storage.messages import FoundMessage, MessageFilter
+    from engram.storage.messages import FoundMessage, MessageFilter, Placement
     from engram.storage.schema import Agent, Conversation
+    from engram.storage.search import Scored
 
 MAX_LIMIT = 50
 ANSWER_CHARS = 8000  # hits with their context together (~2k tokens), so a search never floods the host
-# Hybrid score = VECTOR_WEIGHT * cosine similarity + KEYWORD_WEIGHT * normalised BM25, plus NEIGHBOUR_WEIGHT
-# times the better score of the turns just before and after (an answer is often next to the turn that
-# matches the question). Chosen on bench/recall_quality.py: equal weights beat both legs there, and stay
-# fair to keyword search, which is the stronger leg on some real dialogue data.
+# conversation_search's score, in steps (`ranking`):
+# 1. each leg rescaled so that its best candidate is 1: the vector leg's worst candidate is 0 (cosine
+#    similarities of one query sit close together), or VECTOR_MIN_SPAN below the best if they are closer
+#    (the best 100 of real dialogue span 0.17-0.42 with all-MiniLM-L6-v2), the keyword leg's zero stays 0;
+# 2. VECTOR_WEIGHT and KEYWORD_WEIGHT times those: equal, as neither leg is the stronger one everywhere;
+# 3. DATE_WEIGHT for a message said on a day (or in a month) the query names ("what did I say on 8 May?");
+# 4. CONVERSATION_WEIGHT times the mean of the CONVERSATION_BEST best scores in the message's conversation
+#    (missing ones count 0): a conversation about the question's subject holds more of its answer than a
+#    stray match elsewhere;
+# 5. NEIGHBOUR_WEIGHT times the better score of the messages just before and after (`with_neighbours`): an
+#    answer is often next to the turn that matches the question.
+# Steps 1 and 3-4 and b = 0 in the keyword leg's BM25 were chosen on real dialogue (bench/locomo_dev.py), each
+# kept only when the synthetic set (bench/recall_quality.py) did not lose by it; see the README.
 VECTOR_WEIGHT = 0.5
 KEYWORD_WEIGHT = 0.5
+VECTOR_MIN_SPAN = 0.2
+DATE_WEIGHT = 0.25
+CONVERSATION_WEIGHT = 0.6
+CONVERSATION_BEST = 3
 NEIGHBOUR_WEIGHT = 0.3
 NEIGHBOUR_DEPTH = 50  # how many of the best matches lend their score to (and bring in) their neighbours
 TRANSCRIPT_PAGE = 50
@@ -65,7 +87,7 @@ class MessageHit(BaseModel):
     truncated: bool = Field(description="True when text is only part of the message.")
     before: str | None = Field(description="The message just before, shortened.")
     after: str | None = Field(description="The message just after, shortened.")
-    score: float = Field(description="Relevance: higher is better (about 1 for a close match).")
+    score: float = Field(description="Relevance: higher is better (1 or more for a close match).")
 
 
 class MessageSearchPage(BaseModel):
@@ -180,21 +202,22 @@ async def conversation_search(
     check_depth(page, limit, size_name="limit", narrow="the query, the dates or the conversation")
     start_at, end_at = time_range(("start_date", start_date), ("end_date", end_date))
     wanted_roles = [check_role(role) for role in roles] if roles else ["user", "assistant", "system"]
-    async with scope.sessions.begin() as session:
+    # The query is embedded (in a worker thread) while the agent, the conversation and the keyword leg are read.
+    async with embedding_of(scope, query, "hybrid") as vector, scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent)
         conversation_id = (
             (await find_conversation(session, scope, agent_row, conversation)).id if conversation is not None else None
         )
-    where = message_repo.MessageFilter(
-        roles=wanted_roles,
-        include_search_calls="tool" in wanted_roles,
-        conversation_id=conversation_id,
-        start=start_at,
-        end=end_at,
-    )
-    ranked, hits = await search_messages(
-        scope, agent_row, query, where, mode="hybrid", window=(page - 1) * limit, size=limit
-    )
+        where = message_repo.MessageFilter(
+            roles=wanted_roles,
+            include_search_calls="tool" in wanted_roles,
+            conversation_id=conversation_id,
+            start=start_at,
+            end=end_at,
+        )
+        ranked, hits = await ranked_hits(
+            session, scope, agent_row, query, where, vector=vector, window=(page - 1) * limit, size=limit
+        )
     return MessageSearchPage(results=hits, page=page, limit=limit, has_more=len(ranked) > page * limit)
 
 
@@ -210,45 +233,119 @@ async def search_messages(
 ) -> tuple[list[tuple[uuid.UUID, float]], list[MessageHit]]:
     """The fused ranking (id, score) from up to CANDIDATES messages per leg, and the hits ranked from
     `window` to `window + size`, with their neighbouring messages."""
-    vector = await embed_query(scope, query, mode)
-    async with scope.sessions.begin() as session:
-        nearest, matching = await run_legs(
+    async with embedding_of(scope, query, mode) as vector, scope.sessions.begin() as session:
+        return await ranked_hits(
             session,
             scope,
-            "messages",
-            agent_row.id,
-            query=query,
+            agent_row,
+            query,
+            where,
             vector=vector,
-            keywords=None if mode == "vector" else "any",
-            where=where,
+            keywords=mode != "vector",
+            window=window,
+            size=size,
         )
-        legs = [
-            (scored, weight)
-            for scored, weight in ((nearest, VECTOR_WEIGHT), (matching, KEYWORD_WEIGHT))
-            if scored is not None
-        ]
-        scores = search.blend(legs)
-        if mode == "hybrid":
-            scores = await with_neighbours(session, scope, agent_row, scores, where)
-        ranked = search.ranked(scores)
-        chosen = ranked[window : window + size]
-        found = await message_repo.found(session, [message_id for message_id, _ in chosen])
-        rows = [found[message_id] for message_id, _ in chosen]
-        around = await message_repo.neighbours(session, rows)
+
+
+async def ranked_hits(
+    session: AsyncSession,
+    scope: Scope,
+    agent_row: Agent,
+    query: str,
+    where: MessageFilter,
+    *,
+    vector: QueryVector | None,
+    keywords: bool = True,
+    window: int,
+    size: int,
+) -> tuple[list[tuple[uuid.UUID, float]], list[MessageHit]]:
+    """`search_messages` in the caller's transaction, with the query's vector being computed (None: no
+    vector leg)."""
+    nearest, matching = await run_legs(
+        session,
+        scope,
+        "messages",
+        agent_row.id,
+        query=query,
+        vector=vector,
+        keywords="any" if keywords else None,
+        where=where,
+    )
+    scores = await ranking(session, scope, agent_row, query, where, nearest, matching)
+    ranked = search.ranked(scores)
+    chosen = ranked[window : window + size]
+    found, around = await message_repo.found_around(session, [message_id for message_id, _ in chosen])
     budget = ANSWER_CHARS // max(size, 1)
-    hits = [render_hit(row, score, around, query, budget) for row, (_, score) in zip(rows, chosen, strict=True)]
+    hits = [render_hit(found[message_id], score, around, query, budget) for message_id, score in chosen]
     return ranked, hits
 
 
+async def ranking(
+    session: AsyncSession,
+    scope: Scope,
+    agent_row: Agent,
+    query: str,
+    where: MessageFilter,
+    nearest: Scored | None,
+    matching: Scored | None,
+) -> dict[uuid.UUID, float]:
+    """conversation_search's scores of the legs' candidates (and of their neighbours, when both legs ran):
+    see the steps above VECTOR_WEIGHT. A single leg is ranked by its own scores."""
+    legs = [
+        (rescaled, weight)
+        for rescaled, weight in (
+            (nearest and search.rescaled(nearest, min_span=VECTOR_MIN_SPAN), VECTOR_WEIGHT),
+            (matching and search.rescaled(matching, floor=0.0), KEYWORD_WEIGHT),
+        )
+        if rescaled is not None
+    ]
+    scores = search.blend(legs)
+    if len(legs) < 2 or not scores:
+        return scores
+    placed = await message_repo.surroundings(session, scope.owner_id, agent_row.id, list(scores), where)
+    placement = placed[0]
+    scores = {message_id: score for message_id, score in scores.items() if message_id in placement}  # none deleted
+    spans = when.named_spans(query)
+    if spans:
+        scores = {
+            message_id: score + DATE_WEIGHT * when.within(placement[message_id].created_at, spans)
+            for message_id, score in scores.items()
+        }
+    in_conversation: dict[uuid.UUID, list[float]] = {}
+    for message_id, score in scores.items():
+        in_conversation.setdefault(placement[message_id].conversation_id, []).append(score)
+    bonus = {
+        conversation: CONVERSATION_WEIGHT * sum(sorted(found, reverse=True)[:CONVERSATION_BEST]) / CONVERSATION_BEST
+        for conversation, found in in_conversation.items()
+    }
+    scores = {message_id: score + bonus[placement[message_id].conversation_id] for message_id, score in scores.items()}
+    return await with_neighbours(session, scope, agent_row, scores, where, placed=placed)
+
+
 async def with_neighbours(
-    session: AsyncSession, scope: Scope, agent_row: Agent, scores: dict[uuid.UUID, float], where: MessageFilter
+    session: AsyncSession,
+    scope: Scope,
+    agent_row: Agent,
+    scores: dict[uuid.UUID, float],
+    where: MessageFilter,
+    *,
+    placed: tuple[dict[uuid.UUID, Placement], dict[tuple[uuid.UUID, int], uuid.UUID]] | None = None,
 ) -> dict[uuid.UUID, float]:
     """Each message's score plus NEIGHBOUR_WEIGHT times the better of its neighbours' scores; neighbours
-    of the NEIGHBOUR_DEPTH best matches (passing the filter) join the candidates."""
+    of the NEIGHBOUR_DEPTH best matches (passing the filter) join the candidates. `placed`, the scored
+    messages' placements and their neighbours (`message_repo.surroundings`), when the caller has them,
+    saves reading them."""
     best = sorted(scores, key=lambda message_id: -scores[message_id])[:NEIGHBOUR_DEPTH]
-    found = {position: message_id for message_id, position in (await message_repo.positions(session, best)).items()}
+    if placed is None:
+        known = await message_repo.positions(session, best)
+    else:
+        known = {message_id: (place.conversation_id, place.ordinal) for message_id, place in placed[0].items()}
+    found = {known[message_id]: message_id for message_id in best if message_id in known}
     wanted = {(conversation, ordinal + step) for conversation, ordinal in found for step in (-1, 1)} - set(found)
-    found |= await message_repo.at_positions(session, scope.owner_id, agent_row.id, wanted, where)
+    if placed is None:
+        found |= await message_repo.at_positions(session, scope.owner_id, agent_row.id, wanted, where)
+    else:
+        found |= {position: placed[1][position] for position in wanted if position in placed[1]}
 
     def score_at(position: tuple[uuid.UUID, int]) -> float:
         message_id = found.get(position)

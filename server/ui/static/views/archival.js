@@ -124,7 +124,7 @@ export async function archivalView({ main, signal, agent }) {
       h(
         "div",
         { class: "meta" },
-        item.score !== undefined ? h("span", { class: "score", title: "Fused rank score: 1.0 is the best possible" }, `score ${item.score.toFixed(3)}`) : null,
+        item.score !== undefined ? h("span", { class: "score", title: "Relevance from 0 to 1: 1 when the passage holds every word searched for, else its closeness in meaning" }, `relevance ${item.score.toFixed(2)}`) : null,
         (item.found_by || []).map((leg) => h("span", { class: `badge leg-${leg}`, title: `found by ${leg}` }, leg)),
         ago(item.created_at),
         tagList(item.tags),

@@ -105,7 +105,7 @@ function searchHit(agent, hit, query) {
       h("a", { href: link(agent, hit.conversation) }, hit.conversation),
       h("span", { class: `role role-${hit.role}` }, hit.role),
       h("span", {}, when(hit.created_at)),
-      h("span", { class: "score", title: "Relevance: about 1 for a close match" }, `score ${hit.score.toFixed(3)}`),
+      h("span", { class: "score", title: "Relevance: higher is better, 1 or more for a close match" }, `score ${hit.score.toFixed(3)}`),
     ),
     hit.before ? h("p", { class: "around" }, hit.before) : null,
     h("p", { class: "text found" }, highlight(hit.text, query), hit.truncated ? " …" : null),
