@@ -47,7 +47,7 @@ def litellm_for(settings: Settings, model: str, agent_llm: dict[str, Any] | None
         model,
         context_window=settings.llm_context_window or None,
         max_tokens=settings.llm_max_tokens,
-        timeout=settings.llm_timeout,
+        timeout=settings.llm_timeout or None,
         retries=settings.llm_max_retries,
         options=options or None,
     )

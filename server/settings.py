@@ -115,8 +115,20 @@ class Settings(BaseSettings):
         "for a local server (in the environment as JSON); an agent's own options win.",
     )
     llm_max_tokens: int = Field(default=1024, ge=16, le=200_000, description="Longest reply, in tokens.")
-    llm_timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds to wait for one model call.")
-    llm_max_retries: int = Field(default=3, ge=0, le=20, description="Retries of a rate-limited or failed call.")
+    llm_timeout: float = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="Seconds to wait for one model call; 0 = 60 for a hosted provider, 600 for a local server "
+        "(an api_base on this machine or its network, or an ollama/ model).",
+    )
+    llm_max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Retries of a rate-limited, unreachable or briefly unavailable model; a timed-out call to a "
+        "local server is never retried (it is still working on it).",
+    )
     agent_max_steps: int = Field(
         default=10, ge=1, le=100, description="Most model calls one send_message may make (tool use included)."
     )
