@@ -24,16 +24,14 @@ import argparse
 import json
 import statistics
 import tempfile
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import text
 
+from bench import locomo_dev
 from bench.quality import mean
 from bench.tokens import cl100k_base
-from engram.tools.ingest.history import import_history
 from engram.tools.memory import archival
 from engram.tools.memory.agents import agent_create, resolve_agent
 from engram.tools.memory.context import RELEVANCE_FLOOR, MemoryContext, memory_context, recalled
@@ -99,45 +97,13 @@ def unrelated_to(agent: str) -> list[str]:
     return OTHER if agent == NOTES else UNRELATED
 
 
-def locomo_date(value: str) -> datetime:
-    return datetime.strptime(value, "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
-
-
 async def load_locomo(scope: Scope, samples: list[dict[str, Any]], work_dir: Path) -> dict[str, str]:
-    """Each conversation as an agent (through `engram import`'s code); message id -> dia_id."""
+    """Each conversation as an agent, as bench/locomo_dev.py imports it but without the images' captions;
+    "message:<id>" -> dia_id."""
     turn_of: dict[str, str] = {}
     for sample in samples:
-        conversation = sample["conversation"]
-        speakers = {conversation["speaker_a"]: "user", conversation["speaker_b"]: "assistant"}
-        lines, positions = [], {}
-        sessions = sorted(
-            (int(key.removeprefix("session_")), key)
-            for key in conversation
-            if key.startswith("session_") and not key.endswith("date_time")
-        )
-        for _, key in sessions:
-            start = locomo_date(conversation[f"{key}_date_time"])
-            for ordinal, turn in enumerate(conversation[key], start=1):
-                moment = (start + timedelta(minutes=ordinal)).isoformat()
-                content = f"{turn['speaker']}: {turn['text']}"
-                role = speakers[turn["speaker"]]
-                line = {"conversation": key, "role": role, "content": content, "created_at": moment}
-                lines.append(json.dumps(line))
-                positions[(key, ordinal)] = turn["dia_id"]
-        path = work_dir / f"{sample['sample_id']}.jsonl"
-        path.write_text("\n".join(lines) + "\n")
-        await import_history(scope, sample["sample_id"], path)
-        async with scope.sessions.begin() as session:
-            agent = await resolve_agent(session, scope, sample["sample_id"])
-            rows = await session.execute(
-                text(
-                    "SELECT m.id, c.name, m.ordinal FROM messages m JOIN conversations c ON c.id = m.conversation_id "
-                    "WHERE m.agent_id = :agent"
-                ),
-                {"agent": agent.id},
-            )
-            for row in rows:
-                turn_of[f"message:{row.id}"] = positions[(row.name, row.ordinal)]
+        dia_ids = await locomo_dev.load(scope, sample, work_dir, captions=False)
+        turn_of |= {f"message:{message_id}": dia_id for message_id, dia_id in dia_ids.items()}
     return turn_of
 
 

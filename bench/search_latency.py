@@ -78,14 +78,17 @@ def loaded_from(env: dict[str, str]) -> str:
     ).stdout.strip()
 
 
-async def vectors_of(scope: Scope, texts: list[str]) -> list[Any]:
+async def vectors_of(scope: Scope, texts: list[str], needed: int) -> list[Any]:
+    """The vectors of the first `needed` texts: from the cache of all of them if there is one, else embedded
+    (and cached when all are needed)."""
     cache = Path(tempfile.gettempdir()) / f"engram-bench-chat-vectors-{SCALES['100k']}x{TURNS}.npy"
     if cache.exists():  # the corpus is deterministic: bench/recall.py's cache holds the same vectors
-        return list(numpy.load(cache))
+        return list(numpy.load(cache)[:needed])
     vectors: list[Any] = []
-    for offset in range(0, len(texts), 512):
-        vectors.extend(await scope.embedder.embed(texts[offset : offset + 512]))
-    numpy.save(cache, numpy.stack(vectors))
+    for offset in range(0, needed, 512):
+        vectors.extend(await scope.embedder.embed(texts[offset : min(offset + 512, needed)]))
+    if needed == len(texts):
+        numpy.save(cache, numpy.stack(vectors))
     return vectors
 
 
@@ -96,7 +99,7 @@ async def load(url: str, data_dir: str, scales: list[str]) -> None:
     texts = [text for thread in threads for _, text in thread]
     async with open_runtime(settings) as runtime:
         scope = await runtime.scope()
-        vectors = await vectors_of(scope, texts)
+        vectors = await vectors_of(scope, texts, max(SCALES[name] for name in scales) * TURNS)
         for name in scales:
             count = SCALES[name]
             async with scope.sessions.begin() as session:

@@ -3,18 +3,23 @@ docs at /v1/docs), the web memory browser at / (its files at /ui/), Claude Code'
 /hooks/claude-code, GET /healthz.
 
 Bearer tokens map to principals; each principal sees only its own memory. Tokens come from the
-`tokens` setting or from `engram tokens create` (stored hashed). With no token anywhere, HTTP serves the
-local user, and only on a loopback address. Host and Origin headers are checked (DNS rebinding) and
-request bodies are bounded by the SDK's transports.
+`tokens` setting or from `engram tokens create` (stored hashed; checked through storage.tokens.TokenCache,
+so an authenticated request costs no database round trip and a revocation still applies to the next
+request). With no token anywhere, HTTP serves the local user, and only on a loopback address. Host and
+Origin headers are checked (DNS rebinding) and request bodies are bounded by the SDK's transports.
+
+Query embeddings of concurrent requests are joined into one model call (storage.batching).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 
+import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, BaseUser, SimpleUser
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -28,7 +33,9 @@ from engram.server.rest.app import PREFIX, build_rest_app, is_open
 from engram.server.runtime import DatabaseOpener, Runtime
 from engram.server.settings import Settings
 from engram.server.ui import build_ui_app, is_ui_path
-from engram.storage.errors import ConfigurationError
+from engram.storage.batching import BatchingEmbedder
+from engram.storage.errors import BackendUnavailableError, ConfigurationError
+from engram.storage.tokens import TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +112,23 @@ def static_verifier(settings: Settings) -> Callable[[str], str | None]:
     return verify
 
 
-def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, require_tokens: bool) -> ASGIApp:
+def build_http_app(
+    settings: Settings,
+    *,
+    opener: DatabaseOpener | None = None,
+    require_tokens: bool,
+    token_cache: TokenCache | None = None,
+) -> ASGIApp:
     """The ASGI app `engram serve --transport http` runs: one runtime (database, embedder, worker), run
-    with the app's lifespan and shared by every MCP session, streamable or SSE, and by /healthz."""
+    with the app's lifespan and shared by every MCP session, streamable or SSE, and by /healthz.
+
+    Stored tokens are checked through `token_cache` (a new one if not given), whose listener for
+    revocations runs with the app's lifespan."""
     runtime = Runtime.create(settings, opener, background=True)
+    if not isinstance(runtime.embedder, BatchingEmbedder):
+        # Concurrent sessions' query embeddings share model calls; the background worker keeps its own
+        # batches (it holds the embedder it was created with).
+        runtime = dataclasses.replace(runtime, embedder=BatchingEmbedder(runtime.embedder))
     server = build_server(settings, runtime)
     security = transport_security(settings)
     streamable = server.streamable_http_app(
@@ -129,9 +149,21 @@ def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, 
     hooks = build_hook_app(settings, runtime, security)
     ui = build_ui_app(security)
     from_settings = static_verifier(settings)
+    tokens = token_cache or TokenCache()
 
     async def verify(token: str) -> str | None:
-        return from_settings(token) or await runtime.principal_of_token(token)
+        found = from_settings(token)
+        if found is not None:
+            return found
+        database, _ = await runtime.backend.wait()
+        return await tokens.principal_of(database.sessions, token)
+
+    async def listen_for_revocations() -> None:
+        try:
+            database, _ = await runtime.backend.wait()
+        except BackendUnavailableError:
+            return  # every request reports it
+        await tokens.listen(database.engine)
 
     async def healthz(scope: Scope, receive: Receive, send: Send) -> None:
         """Whether the database answers with the current schema, and the embedder's state; no secrets."""
@@ -140,8 +172,11 @@ def build_http_app(settings: Settings, *, opener: DatabaseOpener | None = None, 
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            async with runtime.run():
+            async with runtime.run(), anyio.create_task_group() as group:
+                if require_tokens:
+                    group.start_soon(listen_for_revocations)
                 await streamable(scope, receive, send)  # runs the streamable session manager
+                group.cancel_scope.cancel()
             return
         path = scope.get("path", "")
         if path == "/healthz" and scope.get("method") == "GET":

@@ -31,6 +31,10 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 400
 HNSW_EF_SEARCH = 400
 LARGE_AGENT_TTL = 60.0  # seconds an agent found larger than the exact-scan limit is assumed to stay so
+# Seconds a search trusts an agent found within the limit to still be: probing costs a scan of up to the
+# limit's rows (8 ms at 10k). Writes always probe, and mark an agent they take past the limit at once; a
+# search that trusts a stale answer scans exactly, which is slower, never wrong.
+SMALL_AGENT_TTL = 10.0
 STATISTICS_TTL = 300.0  # seconds the table statistics BM25 reads are reused
 
 Table = Literal["passages", "messages"]
@@ -50,6 +54,7 @@ class SearchCache:
 
     indexed: set[tuple[str, int]] = field(default_factory=set)  # (table, dimension)
     large_agents: dict[tuple[str, uuid.UUID, str, int], float] = field(default_factory=dict)
+    small_agents: dict[tuple[str, uuid.UUID, str, int], float] = field(default_factory=dict)
     statistics: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)  # table -> (until, lexemes)
 
 
@@ -120,7 +125,7 @@ async def run_legs(
         )
     nearest = None
     if vector is not None:
-        large = await _is_large(session, table, agent_id, model, exact_scan_limit)
+        large = await _is_large(session, table, agent_id, model, exact_scan_limit, trust_small=True)
         query_vector = await vector()
         nearest = await vector_leg(
             session,
@@ -315,25 +320,33 @@ async def _common_lexemes(session: AsyncSession, table: Table) -> dict[str, floa
     return common
 
 
-async def _is_large(session: AsyncSession, table: Table, agent_id: uuid.UUID, model: str, limit: int) -> bool:
+async def _is_large(
+    session: AsyncSession, table: Table, agent_id: uuid.UUID, model: str, limit: int, *, trust_small: bool = False
+) -> bool:
     """Whether the agent has more than `limit` rows of this model in `table` (then the index pays off).
 
-    The probe counts at most limit + 1 rows; a "large" answer is remembered for LARGE_AGENT_TTL seconds.
+    The probe counts at most limit + 1 rows; a "large" answer is remembered for LARGE_AGENT_TTL seconds, a
+    "small" one for SMALL_AGENT_TTL seconds, for callers that `trust_small` (searches; a write must know).
     Results never depend on it: the index path falls back to an exact scan when it finds too few rows.
     """
     table = _checked(table)
-    large_agents = cache_of(session).large_agents
+    cache = cache_of(session)
     key = (table, agent_id, model, limit)
-    if large_agents.get(key, 0.0) > time.monotonic():
+    now = time.monotonic()
+    if cache.large_agents.get(key, 0.0) > now:
         return True
+    if trust_small and cache.small_agents.get(key, 0.0) > now:
+        return False
     probe = text(
         f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE agent_id = :agent AND embedding_model = :model "
         "LIMIT :limit) enough"
     )
     found = await session.scalar(probe, {"agent": agent_id, "model": model, "limit": limit + 1})
     if int(found or 0) > limit:
-        large_agents[key] = time.monotonic() + LARGE_AGENT_TTL
+        cache.large_agents[key] = time.monotonic() + LARGE_AGENT_TTL
+        cache.small_agents.pop(key, None)
         return True
+    cache.small_agents[key] = time.monotonic() + SMALL_AGENT_TTL
     return False
 
 

@@ -190,6 +190,28 @@ async def test_the_hnsw_index_answers_a_large_agent_with_the_exact_scans_results
     assert by_index == exact
 
 
+async def test_a_search_trusts_an_agent_is_small_until_a_write_takes_it_past_the_limit(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Searches skip the size probe for an agent they found within exact scans a moment ago; the write that
+    takes it past the limit says so at once in this process, so the next search goes through the index."""
+    overrides = {"database_url": database_url, "data_dir": str(tmp_path), "archival_exact_scan_limit": 110}
+    index = "ix_passages_embedding_384"
+    notes = many_notes(120)
+    async with Client(build_server(load_settings(overrides=overrides, environ={}))) as client:
+        for note in notes[:100]:
+            await insert(client, note)
+        query = "which seafood must I avoid cooking for my partner?"
+        await call(client, "archival_memory_search", query=query)  # small: found (and remembered) so
+        assert sql(database_url, f"SELECT 1 FROM pg_indexes WHERE indexname = '{index}'") == []
+        for note in notes[100:]:
+            await insert(client, note)
+        before = index_use(database_url, index)
+        found = await call(client, "archival_memory_search", query=query, top_k=50)
+    assert index_use(database_url, index)[0] == before[0] + 1  # the index answered, within SMALL_AGENT_TTL
+    assert found["results"][0]["content"] == NOTES[0]
+
+
 async def test_delete_removes_a_passage_once(client: Client) -> None:
     passage_id = await insert(client, NOTES[3])
     assert await call(client, "archival_memory_delete", id=passage_id) == {"id": passage_id, "deleted": True}
