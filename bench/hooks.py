@@ -4,10 +4,15 @@ http hook at /hooks/claude-code, while `engram serve --transport http` keeps the
 In a fresh data dir: the server starts; `engram import` gives agent 'bench' 300 messages of earlier
 sessions; then every event is timed, command and http alike: SessionStart, UserPromptSubmit (the prompt is
 recorded and the context for it retrieved) and Stop (the reply recorded), each in a session of its own so
-that nothing is held back as already given. Last, the command once with no server running (the embedded
-PostgreSQL starts and stops with it). Prints JSON: p50 and p95 in ms per event and door.
+that nothing is held back as already given. Last, the command with no server running (the embedded
+PostgreSQL starts and stops with it). Prints JSON: p50 and p95 in ms per event and door, and the load average.
 
-    python -m bench.hooks [--runs 15] [--http-runs 60]    # ~3 min on 2 cores
+With `--baseline ROOT`, another Engram is timed beside this one in the same run, alternately, event by event
+(its own server on the next port, on the same data dir): ROOT holds `engram/{server,tools,storage}`, e.g.
+HEAD's, unpacked with `git archive HEAD | tar -x -C OLD` and linked as ROOT/engram/server -> OLD/server, and
+so on; it runs with PYTHONPATH=ROOT (the report says which files each side imported).
+
+    python -m bench.hooks [--runs 15] [--http-runs 60] [--baseline ROOT]    # ~3 min on 2 cores (~6 with a baseline)
 """
 
 from __future__ import annotations
@@ -74,6 +79,12 @@ def events(run: int) -> dict[str, dict[str, Any]]:
     }
 
 
+def loaded_from(environment: dict[str, str]) -> str:
+    """Where the `engram` package of this environment comes from (to tell a baseline from this code)."""
+    probe = "import engram.server; print(engram.server.__file__)"
+    return subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True).stdout.strip()
+
+
 def command(event: dict[str, Any], environment: dict[str, str]) -> float:
     """Milliseconds from spawning `engram hook claude-code` to its exit (its output written), checked."""
     started = time.perf_counter()
@@ -127,43 +138,71 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="command runs per event")
     parser.add_argument("--http-runs", type=int, default=60, help="http requests per event")
     parser.add_argument("--port", type=int, default=8293)
+    parser.add_argument("--baseline", type=Path, help="a PYTHONPATH root with another Engram to time alongside")
     args = parser.parse_args()
-    report: dict[str, Any] = {"engram": engram()}
+    report: dict[str, Any] = {"engram": engram(), "load_average_at_start": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="engram-hooks-") as work:
         environment = {**os.environ, "ENGRAM_DATA_DIR": str(Path(work) / "data")}
         environment.pop("ENGRAM_DATABASE_URL", None)
-        base_url = f"http://127.0.0.1:{args.port}"
-        server = subprocess.Popen(
-            [engram(), "serve", "--transport", "http", "--port", str(args.port)],
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        sides = {"this": environment}
+        if args.baseline:
+            sides["baseline"] = {**environment, "PYTHONPATH": str(args.baseline.resolve())}
+        report["code"] = {side: loaded_from(env) for side, env in sides.items()}
+        ports = {side: args.port + number for number, side in enumerate(sides)}
+        servers = {
+            side: subprocess.Popen(
+                [engram(), "serve", "--transport", "http", "--port", str(ports[side])],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for side, env in sides.items()
+        }
         try:
-            wait_for(base_url, server)
+            for side, server in servers.items():
+                wait_for(f"http://127.0.0.1:{ports[side]}", server)
             export = history(Path(work) / "history.jsonl")
             subprocess.run(
                 [engram(), "import", str(export), "--agent", "bench"], env=environment, check=True, capture_output=True
             )
-            command(events(0)["UserPromptSubmit"], environment)  # the OS cache warm, as on a working machine
-            timings: dict[str, list[float]] = {name: [] for name in events(0)}
+            timings: dict[str, dict[str, list[float]]] = {side: {name: [] for name in events(0)} for side in sides}
+            for env in sides.values():
+                command(events(0)["UserPromptSubmit"], env)  # the OS cache warm, as on a working machine
             for run in range(args.runs):
                 for name, event in events(run).items():
-                    timings[name].append(command(event, environment))
-            report["command, server up"] = {name: percentiles(values) for name, values in timings.items()}
-            with httpx2.Client(base_url=base_url, timeout=30) as client:
-                http_hook(client, events(0)["UserPromptSubmit"])  # the embedder is loaded on first use
-                timings = {name: [] for name in events(0)}
+                    for side, env in sides.items():
+                        timings[side][name].append(command(event, env))
+            for side in sides:
+                report.setdefault(side, {})["command, server up"] = {
+                    name: percentiles(values) for name, values in timings[side].items()
+                }
+            clients = {side: httpx2.Client(base_url=f"http://127.0.0.1:{ports[side]}", timeout=30) for side in sides}
+            try:
+                for client in clients.values():
+                    http_hook(client, events(0)["UserPromptSubmit"])  # an embedder not loaded yet is loaded now
+                timings = {side: {name: [] for name in events(0)} for side in sides}
                 for run in range(args.http_runs):
                     for name, event in events(run).items():
-                        timings[name].append(http_hook(client, event))
-            report["http hook"] = {name: percentiles(values) for name, values in timings.items()}
+                        for side, client in clients.items():
+                            timings[side][name].append(http_hook(client, event))
+            finally:
+                for client in clients.values():
+                    client.close()
+            for side in sides:
+                report[side]["http hook"] = {name: percentiles(values) for name, values in timings[side].items()}
         finally:
-            server.terminate()
-            server.wait(timeout=60)
-        cold = [command(events(run)["UserPromptSubmit"], environment) for run in range(3)]
-        report["command, no server (UserPromptSubmit)"] = percentiles(cold)
+            for server in servers.values():
+                server.terminate()
+            for server in servers.values():
+                server.wait(timeout=60)
+        cold: dict[str, list[float]] = {side: [] for side in sides}
+        for run in range(3):
+            for side, env in sides.items():
+                cold[side].append(command(events(run)["UserPromptSubmit"], env))
+        for side in sides:
+            report[side]["command, no server (UserPromptSubmit)"] = percentiles(cold[side])
+    report["load_average_at_end"] = os.getloadavg()
     print(json.dumps(report, indent=2))
 
 

@@ -17,6 +17,7 @@ The answer is `{"hookSpecificOutput": {"hookEventName": …, "additionalContext"
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -71,20 +72,38 @@ async def handle_claude_code(scope: Scope, event_text: str, agent: str | None, b
     message = claude_code_message(event_text)
     if message is None:
         return ""
-    await record_message(scope, agent, conversation, message.role, message.text, source=SOURCE, create_agent=True)
     if name == "Stop":
+        await record_message(scope, agent, conversation, message.role, message.text, source=SOURCE, create_agent=True)
         return ""
-    found = await memory_context(
-        scope,
-        message.text,
-        agent,
-        session=session,
-        conversation=conversation,
-        budget=budget,
-        max_chars=CONTEXT_CHARS,
-        create_agent=True,
-    )
+    # The embedding worker (a server's) embeds the recorded prompt once its context is found: run together, the
+    # two embeddings and the search shared the CPU and the answer waited.
+    recorded: list[bool] = []
+    quiet = dataclasses.replace(scope, recorded=lambda: recorded.append(True))
+    try:
+        await record_message(quiet, agent, conversation, message.role, message.text, source=SOURCE, create_agent=True)
+        found = await memory_context(
+            scope,
+            message.text,
+            agent,
+            session=session,
+            conversation=conversation,
+            budget=budget,
+            max_chars=CONTEXT_CHARS,
+            create_agent=True,
+        )
+    finally:
+        if recorded:
+            scope.recorded()
     return hook_output(name, found.text)
+
+
+def searches_by_meaning(event_text: str) -> bool:
+    """Whether answering this event embeds text: a prompt's memory is searched by meaning (a session's
+    start gets core memory and recent activity; a reply is only recorded)."""
+    try:
+        return _event(event_text).get("hook_event_name") == "UserPromptSubmit"
+    except InvalidInputError:
+        return False
 
 
 def _event(event_text: str) -> dict[str, Any]:

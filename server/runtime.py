@@ -6,6 +6,10 @@ a worker thread and yields at once, so `engram serve` answers `initialize` while
 starts and the schema is checked; the first tool call waits for it. If the database cannot open, every
 call says why instead of the server dying before the host can show anything.
 
+A server also loads the embedding model in the background once the database is open (so the first search
+does not wait ~1 s for it, and the first tool call does not share the CPU with it); a hook that will
+embed loads it at once, beside the database's opening.
+
 Over stdio (and in memory) the MCP server's lifespan runs its own runtime; over HTTP the ASGI app runs
 one and every MCP session, streamable or SSE, shares it.
 """
@@ -17,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import anyio
 import anyio.to_thread
@@ -36,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DatabaseOpener = Callable[[], "Database"]
+# When a runtime loads the embedding model ahead of its first use: never (on first use), at once, or once
+# the database is open
+WarmUp = Literal["never", "at_once", "after_database"]
+WARM_UP_TEXT = "Engram loads its embedding model."
 
 
 def default_opener(settings: Settings) -> DatabaseOpener:
@@ -90,6 +98,10 @@ class Backend:
                 log.error("the database is not available: %s", self._error)
             self._ready.set()
 
+    async def wait_opened(self) -> None:
+        """Until opening has ended, well or not."""
+        await self._ready.wait()
+
     async def wait(self) -> tuple[Database, uuid.UUID]:
         await self._ready.wait()
         if self._database is None or self._local_owner is None:
@@ -123,16 +135,32 @@ class Runtime:
     backend: Backend
     embedder: Embedder
     worker: EmbeddingWorker | None = None  # embeds recorded messages in the background (servers only)
+    warm_up: WarmUp = "never"
 
     @classmethod
-    def create(cls, settings: Settings, opener: DatabaseOpener | None = None, *, background: bool = False) -> Runtime:
+    def create(
+        cls,
+        settings: Settings,
+        opener: DatabaseOpener | None = None,
+        *,
+        background: bool = False,
+        warm_up: WarmUp | None = None,
+        optimize_model: bool = True,
+    ) -> Runtime:
         """A runtime ready to `run()`; nothing is opened or loaded yet.
 
-        `background` adds the embedding worker for recorded messages (a server wants it; one-shot CLI
-        commands do not: they would wait for it at exit). `opener` replaces how the database is opened
-        (the CLI starts the embedded server early).
+        `background` adds the embedding worker for recorded messages and loads the embedding model once the
+        database is open (a server wants both; one-shot CLI commands do not: they would wait for them at
+        exit). `warm_up` says otherwise when the model loads; `optimize_model=False` loads it faster and runs
+        it slower (for a process that embeds a text or two, as a hook). `opener` replaces how the database is
+        opened (the CLI starts the embedded server early).
         """
-        embedder = make_embedder(settings.embedding_provider, settings.embedding_model, settings.data_dir / "models")
+        embedder = make_embedder(
+            settings.embedding_provider,
+            settings.embedding_model,
+            settings.data_dir / "models",
+            optimize=optimize_model,
+        )
         return cls(
             settings=settings,
             backend=Backend(opener or default_opener(settings), settings.embedding_model),
@@ -140,6 +168,7 @@ class Runtime:
             worker=EmbeddingWorker(embedder, exact_scan_limit=settings.archival_exact_scan_limit)
             if background
             else None,
+            warm_up=warm_up or ("after_database" if background else "never"),
         )
 
     @asynccontextmanager
@@ -149,6 +178,8 @@ class Runtime:
             try:
                 async with anyio.create_task_group() as group:
                     group.start_soon(self.backend.open)
+                    if self.warm_up != "never":
+                        group.start_soon(self._warm_up)
                     if self.worker is not None:
                         group.start_soon(self._run_worker, self.worker)
                     try:
@@ -160,6 +191,21 @@ class Runtime:
                 await self.backend.close()
         except BaseExceptionGroup as group:  # callers see the error itself, not the task group's wrapper
             raise sole_exception(group) from None
+
+    async def _warm_up(self) -> None:
+        """Load the embedding model ahead of the first search (a model that fails to load is reported by the
+        first call that needs it)."""
+        if self.warm_up == "after_database":
+            await self.backend.wait_opened()
+        if self.embedder.loaded:
+            return
+        log.debug("loading embedding model %s in the background", self.embedder.model)
+        try:
+            await self.embedder.embed([WARM_UP_TEXT])
+        except Exception as exc:  # a head start only: it must never stop the server
+            log.info("the embedding model did not load in advance (%s: %s)", type(exc).__name__, exc)
+        else:
+            log.debug("embedding model %s loaded", self.embedder.model)
 
     async def _run_worker(self, worker: EmbeddingWorker) -> None:
         try:
@@ -224,10 +270,16 @@ def _nothing() -> None:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, opener: DatabaseOpener | None = None, *, background: bool = False
+    settings: Settings,
+    opener: DatabaseOpener | None = None,
+    *,
+    background: bool = False,
+    warm_up: WarmUp | None = None,
+    optimize_model: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Create a runtime and run it: for one-shot commands, tests and benchmarks."""
-    async with Runtime.create(settings, opener, background=background).run() as runtime:
+    runtime = Runtime.create(settings, opener, background=background, warm_up=warm_up, optimize_model=optimize_model)
+    async with runtime.run():
         yield runtime
 
 

@@ -1,12 +1,16 @@
 """The `engram` command. Output for people goes to stdout; logs go to stderr (stdout is stdio's protocol).
 
 Each command group lives in its own module, its parser beside its handler; a module's `register` adds its
-commands to the parser here. Heavy libraries load only inside the handlers, so `engram serve` starts fast.
+commands to the parser here. Only the module of the command that runs is imported (the others are listed
+by name and help from COMMANDS), and heavy libraries load only inside the handlers, so a command starts fast:
+`engram hook` runs on every prompt of a Claude Code session.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import logging
 import signal
 import sys
@@ -16,14 +20,61 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engram.server import engram_version
-from engram.server.cli import agents, backup, blocks, chat, conversations, db, doctor, hook, ingest, serve, tokens, ui
 from engram.server.settings import SettingsError, load_settings
 from engram.storage.errors import EngramError
 
+# Every command in the order `engram --help` lists them: its name, the module here that registers it, and
+# its help (the module's own; a test keeps the two the same).
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("serve", "serve", "run the MCP server (stdio, or HTTP)"),
+    ("tokens", "tokens", "create, list or revoke bearer tokens for HTTP"),
+    ("agents", "agents", "list, create, show, update or delete agents"),
+    ("blocks", "blocks", "shared blocks: list, create, attach, detach, delete; history, undo"),
+    ("conversations", "conversations", "list or delete an agent's conversations"),
+    ("ingest", "ingest", "load .txt and .md files (or directories of them) into archival memory"),
+    (
+        "record",
+        "ingest",
+        "record one message in recall memory (for host hook scripts); the text comes from stdin if omitted",
+    ),
+    (
+        "import",
+        "ingest",
+        "import exported chat histories (Claude.ai, ChatGPT conversations.json, JSONL) into recall memory",
+    ),
+    ("reindex", "ingest", "re-embed archival passages and recorded messages not embedded with the configured model"),
+    ("chat", "chat", "chat with an agent in the terminal (needs a model)"),
+    ("summarize", "chat", "summarize the oldest in-context messages of an agent's conversation now"),
+    ("sql", "doctor", "open psql on Engram's database (extra arguments go to psql, e.g. -c 'SELECT 1')"),
+    ("doctor", "doctor", "check settings, data dir, database and pgvector"),
+    (
+        "hook",
+        "hook",
+        "answer a host's hook event on stdin: record the conversation and give the model memory (see README)",
+    ),
+    ("db", "db", "the embedded PostgreSQL: whether it runs and who uses it; stop it"),
+    ("backup", "backup", "back up the whole database to a file (pg_dump; safe while servers run)"),
+    ("restore", "backup", "replace the whole database with a backup (stop servers using it first)"),
+    ("ui", "ui", "browse and curate memory in a web browser (served on 127.0.0.1 only)"),
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args, extra = parser.parse_known_args(argv)
+    """Run the command in `argv` (default: this process's arguments: the `engram` process itself, which
+    ends when this returns)."""
+    try:
+        return _run(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        if argv is None:
+            # The interpreter's last full garbage collection, over every object of every module imported,
+            # took 0.4-0.6 s of a hook's run on a busy 2-core machine and frees nothing the OS would not.
+            # Frozen objects are left out of it (exit handlers still run: the embedded PostgreSQL is released).
+            gc.freeze()
+
+
+def _run(arguments: list[str]) -> int:
+    parser = _parser(_command_in(arguments))
+    args, extra = parser.parse_known_args(arguments)
     if extra and not getattr(args, "passes_extra_arguments", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra_arguments = [arg for arg in extra if arg != "--"]
@@ -54,10 +105,12 @@ def _leave_on_signals() -> dict[int, Any]:
     import` does not keep it running for ever); returns the handlers it replaced."""
     if threading.current_thread() is not threading.main_thread():
         return {}
+    from engram.server.cli.serve import leave_on_signal
+
     previous: dict[int, Any] = {
         signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     }
-    serve.leave_on_signal()
+    leave_on_signal()
     return previous
 
 
@@ -85,7 +138,15 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command_in(arguments: Sequence[str]) -> str | None:
+    """The command named on the command line: the first argument that is not an option (the top level has
+    no option taking a value)."""
+    return next((argument for argument in arguments if not argument.startswith("-")), None)
+
+
+def _parser(command: str | None) -> argparse.ArgumentParser:
+    """The parser with `command`'s module registering its commands in full; every other command is listed by
+    name and help only (enough for `engram --help`, and none of them is the one that runs)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", type=Path, help="config.toml to read (default: $ENGRAM_CONFIG, then the user config dir)"
@@ -100,21 +161,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="engram", description="Letta-style long-term memory for MCP hosts.")
     parser.add_argument("--version", action="version", version=f"engram {engram_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for register in (
-        serve.register,
-        tokens.register,
-        agents.register,
-        blocks.register,
-        conversations.register,
-        ingest.register,
-        chat.register,
-        doctor.register,
-        hook.register,
-        db.register,
-        backup.register,
-        ui.register,
-    ):
-        register(commands, common)
+    chosen = next((module for name, module, _ in COMMANDS if name == command), None)
+    for name, module, help_text in COMMANDS:
+        if module != chosen:
+            commands.add_parser(name, help=help_text)
+        elif name not in commands.choices:  # the module registers all its commands at its first one
+            importlib.import_module(f"engram.server.cli.{module}").register(commands, common)
     return parser
 
 

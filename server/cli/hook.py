@@ -1,7 +1,10 @@
 """`engram hook claude-code`: Claude Code's hook command (server/hooks.py says what each event does).
 
 It never blocks Claude Code: whatever fails, the reason goes to stderr, no context is given, and the exit
-status is 0 (a UserPromptSubmit hook exiting with 2 would block the user's prompt).
+status is 0 (a UserPromptSubmit hook exiting with 2 would block the user's prompt). It runs on every prompt,
+so it loads only what the event needs: the embedding model only for a prompt (whose memory is searched by
+meaning), in the background while the database opens, and without optimising its graph (for one query that
+costs more than it saves).
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from engram.server.cli.operation import run_with_scope
 from engram.tools.ingest.claude_code import HOOKS
 
 if TYPE_CHECKING:
+    from engram.server.runtime import WarmUp
     from engram.server.settings import Settings
 
 
@@ -31,15 +34,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
 
 
 def _hook(settings: Settings, args: argparse.Namespace) -> int:
-    from engram.server.hooks import handle_claude_code
+    import asyncio
+
+    from engram.server.hooks import handle_claude_code, searches_by_meaning
+    from engram.server.runtime import open_runtime
 
     event = sys.stdin.read()
+
+    async def answer() -> str:
+        # one query to embed: loading the model fast beats running it fast (see OnnxEmbedder)
+        warm_up: WarmUp = "at_once" if searches_by_meaning(event) else "never"
+        async with open_runtime(settings, warm_up=warm_up, optimize_model=False) as runtime:
+            scope = await runtime.scope(args.principal)
+            return await handle_claude_code(scope, event, args.agent, settings.context_budget())
+
     try:
-        output = run_with_scope(
-            settings,
-            lambda scope: handle_claude_code(scope, event, args.agent, settings.context_budget()),
-            principal=args.principal,
-        )
+        output = asyncio.run(answer())
     except Exception as exc:  # never block the host: say why on stderr and give no context
         print(f"engram hook: {exc}", file=sys.stderr)
         return 0

