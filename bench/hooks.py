@@ -4,7 +4,8 @@ http hook at /hooks/claude-code, while `engram serve --transport http` keeps the
 In a fresh data dir: the server starts; `engram import` gives agent 'bench' 300 messages of earlier
 sessions; then every event is timed, command and http alike: SessionStart, UserPromptSubmit (the prompt is
 recorded and the context for it retrieved) and Stop (the reply recorded), each in a session of its own so
-that nothing is held back as already given. Last, the command with no server running (the embedded
+that nothing is held back as already given; then the command with `--url` (a thin client of the same
+server). Last, the command with no server running (the embedded
 PostgreSQL starts and stops with it). Prints JSON: p50 and p95 in ms per event and door, and the load average.
 
 With `--baseline ROOT`, another Engram is timed beside this one in the same run, alternately, event by event
@@ -85,11 +86,12 @@ def loaded_from(environment: dict[str, str]) -> str:
     return subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True).stdout.strip()
 
 
-def command(event: dict[str, Any], environment: dict[str, str]) -> float:
-    """Milliseconds from spawning `engram hook claude-code` to its exit (its output written), checked."""
+def command(event: dict[str, Any], environment: dict[str, str], *, url: str | None = None) -> float:
+    """Milliseconds from spawning `engram hook claude-code` (through the server at `url`, if given) to its exit
+    (its output written), checked."""
     started = time.perf_counter()
     finished = subprocess.run(
-        [engram(), "hook", "claude-code", "--agent", "bench"],
+        [engram(), "hook", "claude-code", "--agent", "bench", *(["--url", url] if url else [])],
         input=json.dumps(event),
         capture_output=True,
         text=True,
@@ -177,6 +179,13 @@ def main() -> None:
                 report.setdefault(side, {})["command, server up"] = {
                     name: percentiles(values) for name, values in timings[side].items()
                 }
+            through = {name: [] for name in events(0)}  # --url: this checkout's thin client of its server
+            for run in range(args.runs):
+                for name, event in events(run).items():
+                    through[name].append(command(event, environment, url=f"http://127.0.0.1:{ports['this']}"))
+            report["this"]["command --url, through the server"] = {
+                name: percentiles(values) for name, values in through.items()
+            }
             clients = {side: httpx2.Client(base_url=f"http://127.0.0.1:{ports[side]}", timeout=30) for side in sides}
             try:
                 for client in clients.values():

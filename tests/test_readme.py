@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from engram.server.cli import main
-from tests.conftest import call, engram_http
+from tests.conftest import call, engram_command, engram_http
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -227,10 +227,25 @@ def test_claude_code_hook_example_gives_memory_and_records_prompts_and_replies(
 
 @pytest.mark.anyio
 async def test_the_fast_claude_code_setup_posts_to_the_http_hook(database_url: str) -> None:
-    """The second hook config: SessionStart as a command, the per-prompt events as http hooks."""
+    """The second hook config: SessionStart as a command through the server (--url), the per-prompt events as
+    http hooks."""
     hooks = json.loads([block for block in code_blocks("json") if '"hooks"' in block][1])["hooks"]
-    assert hooks["SessionStart"][0]["hooks"][0]["type"] == "command"
+    [start] = hooks["SessionStart"][0]["hooks"]
+    assert start["type"] == "command"
     async with engram_http(database_url) as base_url, httpx2.AsyncClient(timeout=60) as http:
+        command = shlex.split(start["command"].replace("http://127.0.0.1:8283", base_url))
+        started = await anyio.to_thread.run_sync(
+            lambda: subprocess.run(
+                [engram_command(), *command[1:]],
+                input=json.dumps({"session_id": "f4st", "hook_event_name": "SessionStart", "source": "startup"}),
+                capture_output=True,
+                text=True,
+                env=os.environ | {"ENGRAM_DATABASE_URL": database_url},
+                timeout=120,
+            )
+        )
+        assert started.returncode == 0 and started.stderr == "", started.stderr  # answered by the server
+        assert json.loads(started.stdout)["hookSpecificOutput"]["hookEventName"] == "SessionStart"
         for event, fields in (
             ("UserPromptSubmit", {"prompt": "Which port?"}),
             ("Stop", {"last_assistant_message": "8443."}),

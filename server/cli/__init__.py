@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engram.server import engram_version
-from engram.server.settings import SettingsError, load_settings
-from engram.storage.errors import EngramError
+from engram.server.cli.forward import forwarded
 
 # Every command in the order `engram --help` lists them: its name, the module here that registers it, and
 # its help (the module's own; a test keeps the two the same).
@@ -73,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(arguments: list[str]) -> int:
+    code = forwarded(arguments)  # `engram hook claude-code --url URL`: before anything heavy is imported
+    if code is not None:
+        return code
+    from engram.server.settings import SettingsError, load_settings
+    from engram.storage.errors import EngramError
+
     parser = _parser(_command_in(arguments))
     args, extra = parser.parse_known_args(arguments)
     if extra and not getattr(args, "passes_extra_arguments", False):

@@ -30,6 +30,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser], comm
     hook.add_argument(
         "--agent", help="the agent whose memory to give and record into (created if new; default: the default agent)"
     )
+    hook.add_argument(
+        "--url",
+        help="a running `engram serve --transport http` to answer through (fast; token in ENGRAM_HOOK_TOKEN); "
+        "answers in process when it cannot be reached",
+    )
     hook.set_defaults(run=_hook, never_blocks=True)
 
 
@@ -40,6 +45,13 @@ def _hook(settings: Settings, args: argparse.Namespace) -> int:
     from engram.server.runtime import open_runtime
 
     event = sys.stdin.read()
+    if args.url:  # with other options too (--config, ...): through the server all the same
+        from engram.server.cli.forward import forwarded
+
+        rest = ["--url", args.url, *(["--agent", args.agent] if args.agent else [])]
+        code = forwarded(["hook", "claude-code", *rest], event)
+        if code is not None:
+            return code
 
     async def answer() -> str:
         # one query to embed: loading the model fast beats running it fast (see OnnxEmbedder)

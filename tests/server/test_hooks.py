@@ -236,3 +236,42 @@ async def test_the_http_hook_and_the_rest_route_need_the_token_and_give_memory(
         assert again.json()["items"] == []  # the same session is given nothing twice
         refused = await http.post(f"/v1/agents/{agent_id}/context", json={"max_tokens": 5}, headers=auth)
         assert refused.status_code == 422 and "max_tokens" in refused.json()["detail"]
+
+
+@pytest.mark.anyio
+async def test_the_hook_command_answers_through_a_running_server_importing_little(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`--url`: the event goes to the server's /hooks/claude-code with the token from ENGRAM_HOOK_TOKEN, in a
+    process that imports neither Engram's settings nor SQLAlchemy; with no server there, it answers in process."""
+    await anyio.to_thread.run_sync(lambda: import_earlier(database_url, tmp_path, "--principal", "team"))
+    prompt = {"hook_event_name": "UserPromptSubmit", "session_id": "f1", "prompt": "Which port will billing use?"}
+    probe = (
+        "import sys; from engram.server.cli import main; code = main(sys.argv[1:]); "
+        "print(sorted(name for name in ('sqlalchemy', 'engram.server.settings') if name in sys.modules), "
+        "code, file=sys.stderr)"
+    )
+
+    def forward(url: str, event: dict[str, Any], token: str | None) -> subprocess.CompletedProcess[str]:
+        environment = {"ENGRAM_DATABASE_URL": database_url} | ({"ENGRAM_HOOK_TOKEN": token} if token else {})
+        return subprocess.run(
+            [sys.executable, "-c", probe, "hook", "claude-code", "--url", url, "--agent", "cc"],
+            input=json.dumps(event),
+            capture_output=True,
+            text=True,
+            env={key: value for key, value in os.environ.items() if key != "ENGRAM_HOOK_TOKEN"} | environment,
+            timeout=120,
+        )
+
+    async with engram_http(database_url, environment={"ENGRAM_TOKENS": "team=hook-token-0123456789"}) as base_url:
+        given = await anyio.to_thread.run_sync(lambda: forward(base_url, prompt, "hook-token-0123456789"))
+        assert "8443" in context_of(given, "UserPromptSubmit")
+        assert given.stderr.strip() == "[] 0"  # nothing heavy imported, exit 0
+        refused = await anyio.to_thread.run_sync(lambda: forward(base_url, prompt, None))
+        assert refused.returncode == 0 and refused.stdout == ""  # never blocks the prompt
+        assert "answered 401" in refused.stderr and "ENGRAM_HOOK_TOKEN" in refused.stderr
+    # the server is gone: the same command answers in process (as principal `local`, so no memory of `team`)
+    alone = await anyio.to_thread.run_sync(lambda: forward(base_url, prompt, None))
+    assert alone.returncode == 0, alone.stderr
+    assert "answering in process" in alone.stderr
+    assert json.loads(alone.stdout)["hookSpecificOutput"]["hookEventName"] == "UserPromptSubmit"
