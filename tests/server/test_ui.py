@@ -220,7 +220,7 @@ async def test_a_person_signs_in_and_curates_an_agents_memory(database_url: str)
         await page.get_by_role("button", name="Search", exact=True).click()
         first = page.locator("ol.hits li.passage").first
         await expect(first.locator(".text")).to_have_text(PASSAGES[0][0])
-        await expect(first.locator(".score")).to_have_text(re.compile(r"score \d\.\d{3}"))
+        await expect(first.locator(".score")).to_have_text(re.compile(r"relevance (0\.\d\d|1\.00)"))
         await expect(first.locator(".badge.leg-words")).to_have_text("words")
         await screenshot(page, "archival")
 
