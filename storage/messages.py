@@ -216,14 +216,6 @@ async def neighbours(
     return {(row.conversation_id, row.ordinal): FoundMessage(*row) for row in rows}
 
 
-async def positions(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
-    """(conversation, ordinal) of each message id."""
-    rows = await session.execute(
-        select(Message.id, Message.conversation_id, Message.ordinal).where(Message.id.in_(list(ids)))
-    )
-    return {row.id: (row.conversation_id, row.ordinal) for row in rows}
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where and when a message was said."""
@@ -233,13 +225,17 @@ class Placement:
     created_at: datetime
 
 
+# `surroundings`: each candidate's Placement, and the ids of its neighbours that pass the filter by position
+Surroundings = tuple[dict[uuid.UUID, Placement], dict[tuple[uuid.UUID, int], uuid.UUID]]
+
+
 async def surroundings(
     session: AsyncSession,
     owner_id: uuid.UUID,
     agent_id: uuid.UUID,
     ids: Sequence[uuid.UUID],
     where: MessageFilter,
-) -> tuple[dict[uuid.UUID, Placement], dict[tuple[uuid.UUID, int], uuid.UUID]]:
+) -> Surroundings:
     """In one statement: where and when each of these messages was said (a deleted one is left out), and
     the ids of the agent's messages just before and after each (by (conversation, ordinal)) that pass the
     filter."""
@@ -301,35 +297,6 @@ async def found_around(
         if message.id in wanted:
             hits[message.id] = message
     return hits, nearby
-
-
-async def at_positions(
-    session: AsyncSession,
-    owner_id: uuid.UUID,
-    agent_id: uuid.UUID,
-    wanted: set[tuple[uuid.UUID, int]],
-    where: MessageFilter,
-) -> dict[tuple[uuid.UUID, int], uuid.UUID]:
-    """Ids of the agent's messages at these (conversation, ordinal) positions that pass the filter."""
-    if not wanted:
-        return {}
-    filters, values = where.sql()
-    pairs = sorted(wanted)
-    values |= {
-        "owner": owner_id,
-        "agent": agent_id,
-        "conversations": [conversation for conversation, _ in pairs],
-        "ordinals": [ordinal for _, ordinal in pairs],
-    }
-    rows = await session.execute(
-        text(
-            "SELECT id, conversation_id, ordinal FROM messages JOIN unnest(CAST(:conversations AS uuid[]), "
-            "CAST(:ordinals AS int[])) AS wanted(conversation_id, ordinal) USING (conversation_id, ordinal) "
-            f"WHERE agent_id = :agent AND owner_id = :owner{filters}"
-        ),
-        values,
-    )
-    return {(row.conversation_id, row.ordinal): row.id for row in rows}
 
 
 async def list_conversations(

@@ -369,7 +369,8 @@ async def recalled(
             db, scope, "messages", agent_row.id, query=query, vector=vector, keywords="any", where=where
         )
         message_scores = search.blend([(nearest or [], VECTOR_WEIGHT), (matching or [], KEYWORD_WEIGHT)])
-        scores |= await with_neighbours(db, scope, agent_row, message_scores, where)
+        placed = await message_repo.surroundings(db, scope.owner_id, agent_row.id, list(message_scores), where)
+        scores |= with_neighbours(message_scores, placed)
         similarity |= dict(nearest or [])
         by_words += [key for key, _ in matching or []]
     close = {key for key, value in similarity.items() if value >= floor}

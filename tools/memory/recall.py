@@ -42,7 +42,7 @@ from engram.tools.scope import Scope
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engram.storage.messages import FoundMessage, MessageFilter, Placement
+    from engram.storage.messages import FoundMessage, MessageFilter, Surroundings
     from engram.storage.schema import Agent, Conversation
     from engram.storage.search import Scored
 
@@ -319,33 +319,22 @@ async def ranking(
         for conversation, found in in_conversation.items()
     }
     scores = {message_id: score + bonus[placement[message_id].conversation_id] for message_id, score in scores.items()}
-    return await with_neighbours(session, scope, agent_row, scores, where, placed=placed)
+    return with_neighbours(scores, placed)
 
 
-async def with_neighbours(
-    session: AsyncSession,
-    scope: Scope,
-    agent_row: Agent,
-    scores: dict[uuid.UUID, float],
-    where: MessageFilter,
-    *,
-    placed: tuple[dict[uuid.UUID, Placement], dict[tuple[uuid.UUID, int], uuid.UUID]] | None = None,
-) -> dict[uuid.UUID, float]:
+def with_neighbours(scores: dict[uuid.UUID, float], placed: Surroundings) -> dict[uuid.UUID, float]:
     """Each message's score plus NEIGHBOUR_WEIGHT times the better of its neighbours' scores; neighbours
-    of the NEIGHBOUR_DEPTH best matches (passing the filter) join the candidates. `placed`, the scored
-    messages' placements and their neighbours (`message_repo.surroundings`), when the caller has them,
-    saves reading them."""
+    of the NEIGHBOUR_DEPTH best matches (passing the filter) join the candidates. `placed` holds the scored
+    messages' places and their neighbours (`message_repo.surroundings`)."""
     best = sorted(scores, key=lambda message_id: -scores[message_id])[:NEIGHBOUR_DEPTH]
-    if placed is None:
-        known = await message_repo.positions(session, best)
-    else:
-        known = {message_id: (place.conversation_id, place.ordinal) for message_id, place in placed[0].items()}
-    found = {known[message_id]: message_id for message_id in best if message_id in known}
+    places, nearby = placed
+    found = {
+        (places[message_id].conversation_id, places[message_id].ordinal): message_id
+        for message_id in best
+        if message_id in places
+    }
     wanted = {(conversation, ordinal + step) for conversation, ordinal in found for step in (-1, 1)} - set(found)
-    if placed is None:
-        found |= await message_repo.at_positions(session, scope.owner_id, agent_row.id, wanted, where)
-    else:
-        found |= {position: placed[1][position] for position in wanted if position in placed[1]}
+    found |= {position: nearby[position] for position in wanted if position in nearby}
 
     def score_at(position: tuple[uuid.UUID, int]) -> float:
         message_id = found.get(position)
