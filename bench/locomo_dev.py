@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 from sqlalchemy import text
 
-from bench.quality import by_kind, mean, run
+from bench.quality import evidence_recall, recall_summary, run
 from engram.storage.messages import MessageFilter
 from engram.tools.ingest.history import import_history
 from engram.tools.memory import recall
@@ -91,14 +91,6 @@ async def load(scope: Scope, sample: dict[str, Any], work_dir: Path, *, captions
         return {str(row.id): turn_at[row.name, row.ordinal] for row in rows}
 
 
-def scored(category: int, evidence: set[str], turns: list[str]) -> dict[str, Any]:
-    return {
-        "kind": CATEGORIES[category],
-        "r5": len(evidence & set(turns[:5])) / len(evidence),
-        "r10": len(evidence & set(turns[:DEPTH])) / len(evidence),
-    }
-
-
 def read_samples(data: Path = DATA) -> list[dict[str, Any]]:
     return list(json.loads(data.read_text()))
 
@@ -118,23 +110,14 @@ async def evaluate(scope: Scope, samples: list[dict[str, Any]], *, captions: boo
                     scope, str(question["question"]), limit=DEPTH, agent=sample["sample_id"]
                 )
                 turns = [turn_of[hit.id] for hit in page.results]
-                rows["hybrid"].append(scored(question["category"], evidence, turns))
+                rows["hybrid"].append(evidence_recall(CATEGORIES[question["category"]], evidence, turns))
                 for mode in LEGS:
                     ranked, _ = await recall.search_messages(
                         scope, agent, str(question["question"]), MessageFilter(), mode=mode, size=0
                     )
                     turns = [turn_of[str(message_id)] for message_id, _ in ranked[:DEPTH]]
-                    rows[mode].append(scored(question["category"], evidence, turns))
-    return {mode: summary(results) for mode, results in rows.items()}
-
-
-def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "recall@5": mean("r5", results),
-        "recall@10": mean("r10", results),
-        "recall@10_by_category": by_kind("r10", results),
-        "questions": len(results),
-    }
+                    rows[mode].append(evidence_recall(CATEGORIES[question["category"]], evidence, turns))
+    return {mode: recall_summary(results, kinds="category") for mode, results in rows.items()}
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 from sqlalchemy import text
 
-from bench.quality import by_kind, mean, run
+from bench.quality import evidence_recall, recall_summary, run
 from engram.tools.ingest.history import import_history
 from engram.tools.memory import recall
 from engram.tools.memory.agents import resolve_agent
@@ -82,23 +82,8 @@ async def evaluate(scope: Scope) -> dict[str, Any]:
                 scope, agents[question["user"]], question["query"], MessageFilter(), mode=mode, size=0
             )
             turns = [turn_of[str(message_id)] for message_id, _ in ranked[:10]]
-            rows[mode].append(
-                {
-                    "kind": question["kind"],
-                    "r5": len(evidence & set(turns[:5])) / len(evidence),
-                    "r10": len(evidence & set(turns)) / len(evidence),
-                }
-            )
-    return {mode: summary(results) for mode, results in rows.items()}
-
-
-def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "recall@5": mean("r5", results),
-        "recall@10": mean("r10", results),
-        "recall@10_by_kind": by_kind("r10", results),
-        "questions": len(results),
-    }
+            rows[mode].append(evidence_recall(question["kind"], evidence, turns))
+    return {mode: recall_summary(results, kinds="kind") for mode, results in rows.items()}
 
 
 if __name__ == "__main__":
