@@ -35,6 +35,7 @@ from bench.tokens import cl100k_base
 from engram.tools.memory import archival
 from engram.tools.memory.agents import agent_create, resolve_agent
 from engram.tools.memory.context import RELEVANCE_FLOOR, MemoryContext, memory_context, recalled
+from engram.tools.memory.hybrid import embedding_of
 from engram.tools.scope import Scope
 
 LOCOMO = Path(__file__).resolve().parents[2] / "shared" / "eval" / "locomo-dev.json"
@@ -160,8 +161,8 @@ def report(rows: list[dict[str, Any]]) -> dict[str, Any]:
 async def best_similarity(scope: Scope, agent: str, query: str, names: dict[str, str], evidence: set[str]) -> float:
     """The best cosine similarity of a candidate showing some of `evidence` (of any candidate, when `evidence` is
     empty): what the relevance floor is compared with."""
-    [vector] = await scope.embedder.embed([query])
-    async with scope.sessions.begin() as session:
+    async with embedding_of(scope, query, "hybrid") as vector, scope.sessions.begin() as session:
+        assert vector is not None  # a hybrid query is embedded
         agent_row = await resolve_agent(session, scope, agent)
         pieces = await recalled(session, scope, agent_row, query, vector, None, floor=0.0)
     scores = [

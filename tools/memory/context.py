@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from xml.sax.saxutils import quoteattr
 
 from pydantic import BaseModel, Field
@@ -338,15 +338,15 @@ async def recalled(
     scope: Scope,
     agent_row: Agent,
     query: str,
-    vector: QueryVector | Any,
+    vector: QueryVector,
     thread: Conversation | None,
     *,
     floor: float = RELEVANCE_FLOOR,
 ) -> list[Piece]:
     """The passages and conversation parts that bear on the query, best first by recall's blend (CANDIDATES of
     them): those whose meaning is at least `floor` close to it (cosine similarity), and those holding one of its
-    identifiers. None for a query of fewer than MIN_CONTENT_WORDS words. `vector` is the query's, or a
-    QueryVector still being computed."""
+    identifiers. None for a query of fewer than MIN_CONTENT_WORDS words. `vector` is the query's, perhaps
+    still being computed."""
     from engram.storage.passages import PassageFilter
 
     if await context_repo.content_words(db, query) < MIN_CONTENT_WORDS:

@@ -85,27 +85,19 @@ async def run_legs(
     agent_id: uuid.UUID,
     *,
     query: str,
-    vector: QueryVector | Any | None,
+    vector: QueryVector | None,
     keywords: KeywordMatch | None,
     where: SqlFilter,
 ) -> tuple[Scored | None, Scored | None]:
-    """Both legs over the agent's rows of `table`, each CANDIDATES deep (None for a leg not asked for).
-    `vector` is the query's, or a QueryVector still being computed."""
-    if vector is None or isinstance(vector, QueryVector):
-        source = vector.get if vector is not None else None
-    else:
-        ready = vector
-
-        async def source() -> Any:
-            return ready
-
+    """Both legs over the agent's rows of `table`, each CANDIDATES deep (None for a leg not asked for: no
+    `vector` from `embedding_of`, no `keywords` mode)."""
     return await search.run_legs(
         session,
         table,
         scope.owner_id,
         agent_id,
         query=query,
-        vector=source,
+        vector=vector.get if vector is not None else None,
         keywords=keywords,
         model=scope.embedder.model,
         where=where,
