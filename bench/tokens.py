@@ -8,9 +8,10 @@ content of each tool result (hosts give a model the text; the structured content
 as `structured`, for hosts that pass that on instead).
 
 The session is the README's `tool {arguments}` example (the one tests/test_readme.py runs), in order, on a
-server offering the `full` profile, with an embedded PostgreSQL in a temporary directory. One more answer
-shows what the answer budget does: archival_memory_search at top_k 50 over 60 notes of 300-1,000
-characters (`archival_top_k_50`).
+server offering the `full` profile, with an embedded PostgreSQL in a temporary directory. Two more answers
+show what the answer budgets do: archival_memory_search at top_k 50 over 60 notes of 300-1,000 characters
+(`archival_top_k_50`), and conversation_search at limit 50 over the same notes recorded as messages
+(`conversation_limit_50`).
 
     python -m bench.tokens                    # JSON report
     python -m bench.tokens --compare ROOT     # also the same run with the engram package found under ROOT
@@ -116,11 +117,13 @@ def text_of(result: Any) -> str:
 
 async def answers(data_dir: str) -> dict[str, Any]:
     """Tokens of each measured answer of the README session (the first call of each measured tool), and of
-    archival_memory_search at top_k 50 over NOTES notes."""
+    archival_memory_search at top_k 50 and conversation_search at limit 50 over NOTES notes."""
     from mcp.client.client import Client
 
     from engram.server.app import build_server
+    from engram.server.runtime import open_runtime
     from engram.server.settings import load_settings
+    from engram.tools.memory.embedding_queue import embed_pending
 
     settings = load_settings(overrides={"data_dir": data_dir, "tool_profile": "full"}, environ={})
     measured: dict[str, Any] = {}
@@ -133,14 +136,20 @@ async def answers(data_dir: str) -> dict[str, Any]:
                 measured[tool] = measure(result, arguments)
         for n in range(NOTES):
             await client.call_tool("archival_memory_insert", {"content": note(n)})
-        result = await client.call_tool("archival_memory_search", {"query": "train journey delays", "top_k": 50})
-        measured["archival_top_k_50"] = measure(result, {"query": "train journey delays", "top_k": 50})
-        structured = result.structured_content or {}
-        hits = structured.get("results", [])
-        measured["archival_top_k_50"] |= {
-            "hits": len(hits),
-            "hits_cut": sum(1 for hit in hits if hit.get("truncated")),
-        }
+            await client.call_tool("conversation_record", {"role": ("user", "assistant")[n % 2], "content": note(n)})
+        async with open_runtime(settings) as runtime:  # every message embedded: the same ranking in every run
+            scope = await runtime.scope()
+            await embed_pending(scope.sessions, scope.embedder, exact_scan_limit=scope.exact_scan_limit)
+        for name, tool, arguments in (
+            ("archival_top_k_50", "archival_memory_search", {"query": "train journey delays", "top_k": 50}),
+            ("conversation_limit_50", "conversation_search", {"query": "train journey delays", "limit": 50}),
+        ):
+            result = await client.call_tool(tool, arguments)
+            hits = (result.structured_content or {}).get("results", [])
+            measured[name] = measure(result, arguments) | {
+                "hits": len(hits),
+                "hits_cut": sum(1 for hit in hits if hit.get("truncated")),
+            }
     return measured
 
 

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         "models download on first use; litellm takes e.g. 'openai/text-embedding-3-small'.",
     )
     archival_result_chars: int = Field(
-        default=600, ge=100, le=20_000, description="Longest passage text one search result shows."
+        default=600, ge=100, le=20_000, description="Longest passage or message text one search result shows."
     )
     archival_exact_scan_limit: int = Field(
         default=10_000,

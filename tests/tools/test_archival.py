@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from engram.server.app import build_server
 from engram.server.settings import Settings, load_settings
-from engram.tools.memory import archival
+from engram.tools.memory import archival, budget
 from tests.conftest import Invalid, call, call_error, index_use, says
 
 pytestmark = pytest.mark.anyio
@@ -372,7 +372,7 @@ async def test_a_first_hit_longer_than_the_budget_is_cut_to_fit(
 def test_the_token_estimate_is_never_below_the_count(sample: str) -> None:
     from bench.tokens import count_tokens
 
-    assert count_tokens(sample) <= archival.text_tokens(sample) <= 2 * count_tokens(sample)
+    assert count_tokens(sample) <= budget.text_tokens(sample) <= 2 * count_tokens(sample)
 
 
 async def test_score_is_a_relevance_near_1_for_a_match_and_low_for_nothing_related(client: Client) -> None:

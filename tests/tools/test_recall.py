@@ -20,7 +20,10 @@ from engram.server.app import build_server
 from engram.server.runtime import open_runtime
 from engram.server.settings import Settings, load_settings
 from engram.storage import messages as message_repo
+from engram.storage.messages import MessageFilter
 from engram.tools.ingest.history import import_history
+from engram.tools.memory import recall
+from engram.tools.memory.agents import resolve_agent
 from engram.tools.memory.embedding_queue import embed_pending
 from engram.tools.memory.recall import record_message
 from engram.tools.scope import Scope
@@ -175,7 +178,8 @@ async def test_pages_are_stable_and_disjoint(client: Client, settings: Settings)
     pages = [await call(client, "conversation_search", query="tomatoes", limit=10, page=page) for page in (1, 2, 3)]
     ids = [hit["id"] for page in pages for hit in page["results"]]
     assert len(ids) == 25 and len(set(ids)) == 25
-    assert [page["has_more"] for page in pages] == [True, True, False]
+    assert [page["more"] for page in pages] == [15, 5, 0]
+    assert [page.get("next") for page in pages] == [{"page": 2, "limit": 10}, {"page": 3, "limit": 10}, None]
     again = await call(client, "conversation_search", query="tomatoes", limit=10, page=2)
     assert [hit["id"] for hit in again["results"]] == [hit["id"] for hit in pages[1]["results"]]
 
@@ -218,15 +222,93 @@ async def test_a_long_message_is_shown_around_the_words_searched_for(client: Cli
     await call(client, "conversation_record", role="user", content=long_text)
     hit = (await call(client, "conversation_search", query="flowerpot"))["results"][0]
     assert hit["truncated"] and "blue flowerpot" in hit["text"] and hit["text"].startswith("…")
-    assert len(hit["text"]) < 600
+    assert len(hit["text"]) <= 600  # archival_result_chars
 
 
-async def test_answers_stay_within_the_host_budget(client: Client) -> None:
+def answer_text(result: Any) -> str:
+    """The text a host's model reads of a tool result (the compact JSON the server sends)."""
+    return "".join(getattr(block, "text", "") for block in result.content)
+
+
+def long_message_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings whose server shows a message of up to 20,000 characters whole (archival_result_chars)."""
+    return load_settings(
+        overrides={"database_url": database_url, "data_dir": str(tmp_path), "archival_result_chars": 20_000},
+        environ={},
+    )
+
+
+async def test_messages_longer_than_the_server_shows_are_cut_to_it_and_the_answer_stays_in_budget(
+    client: Client,
+) -> None:
+    from bench.tokens import count_tokens
+
     for number in range(12):
         await call(client, "conversation_record", role="user", content=f"budget {number} " + "words " * 400)
-    page = await call(client, "conversation_search", query="budget words", limit=10)
-    assert len(page["results"]) == 10
-    assert len(json.dumps(page)) < 12_000  # ~3k tokens at most, context included
+    result = await client.call_tool("conversation_search", {"query": "budget words", "limit": 10})
+    hits = (result.structured_content or {})["results"]
+    assert hits and all(hit["truncated"] and len(hit["text"]) <= 600 for hit in hits)  # archival_result_chars
+    assert count_tokens(answer_text(result)) <= recall.ANSWER_TOKENS
+
+
+async def test_at_limit_50_long_messages_come_back_whole_within_the_token_budget(client: Client) -> None:
+    from bench.tokens import count_tokens
+
+    said = [
+        f"Cycling log {number}: rode along the river to the old mill and back, {20 + number} km. "
+        + " ".join(["The chain skipped on the climb again, so the derailleur needs adjusting before the ride."] * 4)
+        for number in range(40)
+    ]  # about 500 characters each
+    for content in said:
+        await call(client, "conversation_record", role="user", content=content)
+    result = await client.call_tool("conversation_search", {"query": "cycling log derailleur", "limit": 50})
+    page = result.structured_content or {}
+    hits = page["results"]
+    # each turn is ~500 characters (~200 tokens with its neighbours and fields): a few whole ones, not 50 stubs
+    assert 3 <= len(hits) < 40 and not any(hit["truncated"] for hit in hits)
+    assert all(hit["text"] in said for hit in hits)
+    assert count_tokens(answer_text(result)) <= recall.ANSWER_TOKENS
+    assert page["more"] == 40 - len(hits) and page["next"] == {"page": 2, "limit": len(hits)}
+
+
+async def test_following_next_visits_every_match_once_in_rank_order(client: Client, settings: Settings) -> None:
+    for number in range(45):  # turns of 60 to 580 characters, so that the budget ends pages at different hits
+        filler = "The tomatoes by the south fence need water every second evening. " * (number % 9)
+        await call(client, "conversation_record", role="user", content=f"Garden note {number}: {filler}".strip())
+    await embed_all(settings)  # pages are stable while the messages stay as they are
+    async with local_scope(settings) as scope:
+        async with scope.sessions.begin() as session:
+            agent = await resolve_agent(session, scope, None)
+        ranked, _ = await recall.search_messages(scope, agent, "tomatoes", MessageFilter(), mode="hybrid")
+    visited: list[str] = []
+    arguments: dict[str, Any] | None = {"page": 1, "limit": 50}
+    cut_short = 0
+    while arguments is not None:
+        page = await call(client, "conversation_search", query="tomatoes", **arguments)
+        assert page["results"]
+        visited += [hit["id"] for hit in page["results"]]
+        assert page["more"] == len(ranked) - len(visited)
+        cut_short += page.get("next") is not None and len(page["results"]) < arguments["limit"]
+        arguments = page.get("next")
+    assert visited == [str(message_id) for message_id, _ in ranked] and len(ranked) == 45
+    assert cut_short  # some page ended at the budget before its limit, and the next one took up after it
+
+
+async def test_a_message_longer_than_the_whole_budget_comes_back_cut_to_fit(database_url: str, tmp_path: Path) -> None:
+    from bench.tokens import count_tokens
+
+    filler = "Filler sentence about the garden shed and its peeling paint. "
+    huge = filler * 200 + "The spare key is under the blue flowerpot. " + filler * 60  # ~16,000 characters
+    async with Client(build_server(long_message_settings(database_url, tmp_path))) as client:
+        await call(client, "conversation_record", role="user", content=huge)
+        await call(client, "conversation_record", role="assistant", content="Noted: the key is outside.")
+        result = await client.call_tool("conversation_search", {"query": "blue flowerpot", "limit": 5})
+    page = result.structured_content or {}
+    [cut] = page["results"]
+    assert cut["truncated"] and "blue flowerpot" in cut["text"] and len(cut["text"]) > 2000
+    assert cut["text"].strip("…") in huge
+    assert page["more"] == 1 and page["next"] == {"page": 2, "limit": 1}
+    assert recall.ANSWER_TOKENS * 0.6 <= count_tokens(answer_text(result)) <= recall.ANSWER_TOKENS
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ arithmetic.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +18,8 @@ from pydantic import BaseModel, Field
 from engram.storage.errors import InvalidInputError, NotFoundError
 from engram.tools.arguments import MAX_TAG_CHARS, MAX_TAGS, AgentArg, check_tags, check_text, time_range
 from engram.tools.memory.agents import resolve_agent
-from engram.tools.memory.hybrid import CANDIDATES, MAX_QUERY_CHARS, SearchMode, check_depth, embedding_of, run_legs
+from engram.tools.memory.budget import continuation, text_tokens, within_budget
+from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embedding_of, run_legs
 from engram.tools.repositories import passage_repo, search
 from engram.tools.scope import Scope
 
@@ -31,18 +31,9 @@ MAX_TOP_K = 50
 # What one search answer may cost the host, in tokens of its text (the compact JSON a model reads); the
 # same as memory_context's default budget for a message.
 ANSWER_TOKENS = 1500
-# Text is measured, not tokenized (text_tokens): no tokenizer ships with Engram, and hosts' models differ.
-WORD_CHARS_PER_TOKEN = 3.6
-OTHER_CHARS_PER_TOKEN = 1.3
-BEYOND_ASCII_BYTE_TOKENS = 0.6
-ASCII_BYTES = bytes(range(0x80))
-NOT_FOUR_BYTE_LEADS = bytes(range(0xF0))  # every byte but 0xF0-0xFF, which lead a four-byte character
-WORD_BYTES = b" " + bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1))
 # A hit's fields besides its text and tags (id, created_at, score, truncated, source's key and the JSON
 # punctuation): 64 cl100k_base tokens measured, rounded up. The page's own fields take ANSWER_FIELD_TOKENS.
 HIT_FIELD_TOKENS = 72
-ANSWER_FIELD_TOKENS = 40
-MIN_HIT_CHARS = 100  # the shortest cut of a first hit too long for the whole budget
 VECTOR_WEIGHT = 1.0
 KEYWORD_WEIGHT = 1.0
 
@@ -165,65 +156,22 @@ async def archival_memory_search(
     found = await find_passages(scope, agent, query, where, mode="hybrid", window=start, size=top_k)
     window = [found.passages[passage_id] for passage_id, _ in found.ranked[start : start + top_k]]
     results = within_budget(
-        [(passage, found.relevance(passage.id)) for passage in window], ANSWER_TOKENS, scope.result_chars
+        [(passage, found.relevance(passage.id)) for passage in window],
+        ANSWER_TOKENS,
+        lambda scored, chars: hit(*scored, chars),
+        hit_tokens,
+        scope.result_chars,
     )
     shown_to = start + len(results)
     more = max(0, len(found.ranked) - shown_to)
+    following = continuation(shown_to, page, top_k, len(results), MAX_TOP_K) if more else None
     return SearchPage(
         results=results,
         page=page,
         top_k=top_k,
         more=more,
-        next=continuation(shown_to, page, top_k, len(results)) if more else None,
+        next=NextPage(page=following[0], top_k=following[1]) if following else None,
     )
-
-
-def within_budget(ranked: list[tuple[Passage, float]], budget: int, most_chars: int) -> list[PassageHit]:
-    """The hits, best first, that fit `budget` tokens whole (each cut to `most_chars`, the server's setting).
-
-    Fewer whole passages read better than many stubs: the first hit that does not fit ends the answer. Only
-    a first hit too long for the whole budget is cut to fit, so that an answer never comes back empty.
-    """
-    hits: list[PassageHit] = []
-    room = budget - ANSWER_FIELD_TOKENS
-    for passage, score in ranked:
-        found = hit(passage, score, most_chars)
-        cost = hit_tokens(found)
-        if cost > room:
-            if hits:
-                break
-            found = cut_to_fit(passage, score, room)
-            cost = hit_tokens(found)
-        hits.append(found)
-        room -= cost
-    return hits
-
-
-def cut_to_fit(passage: Passage, score: float, room: int) -> PassageHit:
-    """The hit with the longest start of its text that fits `room` tokens (at least MIN_HIT_CHARS)."""
-    low, high = MIN_HIT_CHARS, len(passage.text)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if hit_tokens(hit(passage, score, middle)) <= room:
-            low = middle
-        else:
-            high = middle - 1
-    return hit(passage, score, low)
-
-
-def text_tokens(text: str) -> int:
-    """About how many tokens `text` costs a host, never fewer than cl100k_base counts on the English notes,
-    code, numbers, accented Latin, Cyrillic, Greek, CJK and emoji text of tests/tools/test_archival.py (1.0
-    to 1.75 times the count; English prose about 1.3): letters and spaces WORD_CHARS_PER_TOKEN a token,
-    other ASCII (digits, punctuation) OTHER_CHARS_PER_TOKEN, beyond ASCII BEYOND_ASCII_BYTE_TOKENS a byte
-    of UTF-8 and one more for a four-byte character (emoji)."""
-    data = text.encode("utf-8")
-    beyond = data.translate(None, ASCII_BYTES)
-    four_byte = len(beyond.translate(None, NOT_FOUR_BYTE_LEADS))
-    other = len(data.translate(None, WORD_BYTES)) - len(beyond)
-    words = len(data) - len(beyond) - other
-    beyond_tokens = len(beyond) * BEYOND_ASCII_BYTE_TOKENS + four_byte
-    return math.ceil(words / WORD_CHARS_PER_TOKEN + other / OTHER_CHARS_PER_TOKEN + beyond_tokens)
 
 
 def hit_tokens(found: PassageHit) -> int:
@@ -231,18 +179,6 @@ def hit_tokens(found: PassageHit) -> int:
     tags = sum(text_tokens(tag) + 2 for tag in found.tags)
     source = text_tokens(found.source) + 4 if found.source else 0
     return text_tokens(found.content) + tags + source + HIT_FIELD_TOKENS
-
-
-def continuation(shown_to: int, page: int, top_k: int, shown: int) -> NextPage | None:
-    """The page and top_k whose page starts right after the `shown_to` best matches, or None past the depth
-    searched. After a full page that is simply the next page; after a page the budget cut short, the page
-    size that divides `shown_to` (the largest allowed), so that no match is skipped."""
-    if shown_to >= CANDIDATES:
-        return None
-    if shown == top_k:
-        return NextPage(page=page + 1, top_k=top_k)
-    size = max(size for size in range(1, min(MAX_TOP_K, shown_to) + 1) if shown_to % size == 0)
-    return NextPage(page=shown_to // size + 1, top_k=size)
 
 
 @dataclass(frozen=True)

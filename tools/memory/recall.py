@@ -1,7 +1,9 @@
 """Recall memory: every message of an agent's conversations, recorded and found again (hybrid search).
 
 MCP hosts do not show the server their conversations; they record turns with conversation_record (or
-the `engram record` hook command, or `engram import`), and find them with conversation_search.
+the `engram record` hook command, or `engram import`), and find them with conversation_search, whose
+answer is budgeted in tokens (ANSWER_TOKENS) like archival_memory_search's: whole messages, best first, as
+many as fit, each with its neighbours shortened; `more` and `next` say what is left and where it continues.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from engram.tools.arguments import (
 )
 from engram.tools.memory import when
 from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.budget import continuation, text_tokens, within_budget
 from engram.tools.memory.hybrid import (
     MAX_QUERY_CHARS,
     QueryVector,
@@ -47,7 +50,17 @@ if TYPE_CHECKING:
     from engram.storage.search import Scored
 
 MAX_LIMIT = 50
-ANSWER_CHARS = 8000  # hits with their context together (~2k tokens), so a search never floods the host
+# What one search answer may cost the host, in tokens of its text (the compact JSON a model reads): the ~2k
+# tokens its former cap of 8,000 characters of hits and neighbours stood for. Ten short turns with their
+# neighbours fit whole; it is above archival's 1,500 since every hit brings two neighbours along.
+ANSWER_TOKENS = 2000
+# A neighbour is context for its hit, not a hit: a sentence or two (~40 tokens) says what the hit answers or
+# what answered it, and the host can search again or read the transcript for more.
+NEIGHBOUR_CHARS = 160
+# A hit's fields besides its text, neighbours and conversation name (id, role, created_at, truncated, score,
+# the keys and the JSON punctuation, the comma after it included): 64 to 77 cl100k_base tokens measured over
+# 400 random hits (the id and created_at, with its microseconds, cost the most), rounded up.
+HIT_FIELD_TOKENS = 80
 # conversation_search's score, in steps (`ranking`):
 # 1. each leg rescaled so that its best candidate is 1: the vector leg's worst candidate is 0 (cosine
 #    similarities of one query sit close together), or VECTOR_MIN_SPAN below the best if they are closer
@@ -85,16 +98,27 @@ class MessageHit(BaseModel):
     created_at: datetime
     text: str = Field(description="The message, or the part of it around the words searched for.")
     truncated: bool = Field(description="True when text is only part of the message.")
-    before: str | None = Field(description="The message just before, shortened.")
-    after: str | None = Field(description="The message just after, shortened.")
+    before: str | None = Field(description="The message just before ('role: text'), shortened.")
+    after: str | None = Field(description="The message just after ('role: text'), shortened.")
     score: float = Field(description="Relevance: higher is better (1 or more for a close match).")
+
+
+class NextMessagePage(BaseModel):
+    """The arguments that continue a search right after its last hit shown."""
+
+    page: int
+    limit: int
 
 
 class MessageSearchPage(BaseModel):
     results: list[MessageHit]
     page: int
     limit: int
-    has_more: bool
+    more: int = Field(description="Matches ranked after the last hit shown.")
+    next: NextMessagePage | None = Field(
+        description="page and limit that continue right after the last hit shown; None when nothing more is "
+        "within reach (the 100 best matches): narrow the query, the dates or the conversation instead."
+    )
 
 
 class ConversationInfo(BaseModel):
@@ -196,7 +220,8 @@ async def conversation_search(
 ) -> MessageSearchPage:
     """Search past conversations (recall memory) by meaning and by exact words, best matches first.
 
-    Each hit shows who said it, when, in which conversation, with the messages around it.
+    Returns whole messages within about 2,000 tokens, each with its role, date, conversation and the messages
+    around it (shortened); `more` counts further matches, `next` gives the page and limit that continue.
     """
     query = check_text("query", query, max_chars=MAX_QUERY_CHARS)
     check_depth(page, limit, size_name="limit", narrow="the query, the dates or the conversation")
@@ -215,10 +240,20 @@ async def conversation_search(
             start=start_at,
             end=end_at,
         )
+        start = (page - 1) * limit
         ranked, hits = await ranked_hits(
-            session, scope, agent_row, query, where, vector=vector, window=(page - 1) * limit, size=limit
+            session, scope, agent_row, query, where, vector=vector, window=start, size=limit
         )
-    return MessageSearchPage(results=hits, page=page, limit=limit, has_more=len(ranked) > page * limit)
+    shown_to = start + len(hits)
+    more = max(0, len(ranked) - shown_to)
+    following = continuation(shown_to, page, limit, len(hits), MAX_LIMIT) if more else None
+    return MessageSearchPage(
+        results=hits,
+        page=page,
+        limit=limit,
+        more=more,
+        next=NextMessagePage(page=following[0], limit=following[1]) if following else None,
+    )
 
 
 async def search_messages(
@@ -232,7 +267,7 @@ async def search_messages(
     size: int = 10,
 ) -> tuple[list[tuple[uuid.UUID, float]], list[MessageHit]]:
     """The fused ranking (id, score) from up to CANDIDATES messages per leg, and the hits ranked from
-    `window` to `window + size`, with their neighbouring messages."""
+    `window` on, at most `size` of them, with their neighbouring messages, as many as fit ANSWER_TOKENS."""
     async with embedding_of(scope, query, mode) as vector, scope.sessions.begin() as session:
         return await ranked_hits(
             session,
@@ -275,8 +310,13 @@ async def ranked_hits(
     ranked = search.ranked(scores)
     chosen = ranked[window : window + size]
     found, around = await message_repo.found_around(session, [message_id for message_id, _ in chosen])
-    budget = ANSWER_CHARS // max(size, 1)
-    hits = [render_hit(found[message_id], score, around, query, budget) for message_id, score in chosen]
+    hits = within_budget(
+        [(found[message_id], score) for message_id, score in chosen],
+        ANSWER_TOKENS,
+        lambda scored, chars: render_hit(*scored, around, query, chars),
+        hit_tokens,
+        scope.result_chars,
+    )
     return ranked, hits
 
 
@@ -352,15 +392,15 @@ def render_hit(
     score: float,
     around: dict[tuple[uuid.UUID, int], FoundMessage],
     query: str,
-    budget: int,
+    chars: int,
 ) -> MessageHit:
-    """A hit within `budget` characters: three fifths for its text, a fifth for each neighbour."""
-    text_value, truncated = snippet(row.text, query, max(120, budget * 3 // 5))
-    context = max(60, budget // 5)
+    """A hit with its text cut to `chars` characters (around the words searched for) and its neighbours to
+    NEIGHBOUR_CHARS."""
+    text_value, truncated = snippet(row.text, query, chars)
 
     def neighbour(step: int) -> str | None:
         other = around.get((row.conversation_id, row.ordinal + step))
-        return None if other is None else shorten(f"{other.role}: {other.text}", context)
+        return None if other is None else shorten(f"{other.role}: {other.text}", NEIGHBOUR_CHARS)
 
     return MessageHit(
         id=str(row.id),
@@ -373,6 +413,13 @@ def render_hit(
         after=neighbour(1),
         score=score,
     )
+
+
+def hit_tokens(found: MessageHit) -> int:
+    """About how many tokens a hit costs in the answer's text: its text, neighbours, conversation's name and
+    fields."""
+    parts = (found.text, found.before or "", found.after or "", found.conversation)
+    return sum(text_tokens(part) for part in parts) + HIT_FIELD_TOKENS
 
 
 WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'_-]{2,}")

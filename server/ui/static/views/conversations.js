@@ -26,7 +26,7 @@ async function overview({ main, signal, agent }) {
     main,
     h(
       "form",
-      { class: "card search", role: "search", onsubmit: (event) => (event.preventDefault(), search(1)) },
+      { class: "card search", role: "search", onsubmit: (event) => (event.preventDefault(), search({ page: 1, limit: SEARCH_PAGE }, [])) },
       h("div", { class: "field wide" }, h("label", { for: query.id }, "Search all conversations"), query),
       h("div", { class: "actions" }, h("button", { type: "submit" }, "Search")),
     ),
@@ -34,12 +34,17 @@ async function overview({ main, signal, agent }) {
     list,
   );
 
-  async function search(page) {
+  // An answer fits a token budget, so a page may hold fewer matches than asked for: "More matches" asks
+  // for the answer's `next` (the page and limit that start right after its last hit, so that none is
+  // skipped) and "Better matches" goes back along the pages already seen (`earlier`).
+  async function search(at, earlier) {
     if (!query.value.trim()) return put(results);
     put(results, h("p", { class: "loading" }, "Searching…"));
     const asked = query.value;
     try {
-      const found = await api.get(`${base}/conversations/search`, { query: asked, limit: SEARCH_PAGE, page }, signal);
+      const found = await api.get(`${base}/conversations/search`, { query: asked, limit: at.limit, page: at.page }, signal);
+      const first = (at.page - 1) * at.limit + 1;
+      const last = first + found.results.length - 1;
       put(
         results,
         h("h2", {}, `Messages about “${asked}”`),
@@ -49,9 +54,13 @@ async function overview({ main, signal, agent }) {
         h(
           "nav",
           { class: "pager", "aria-label": "Result pages" },
-          h("button", { type: "button", class: "quiet", disabled: page === 1, onclick: () => search(page - 1) }, "← Better matches"),
-          h("span", { class: "muted" }, `page ${page}`),
-          h("button", { type: "button", class: "quiet", disabled: !found.has_more, onclick: () => search(page + 1) }, "More matches →"),
+          h(
+            "button",
+            { type: "button", class: "quiet", disabled: !earlier.length, onclick: () => search(earlier[earlier.length - 1], earlier.slice(0, -1)) },
+            "← Better matches",
+          ),
+          h("span", { class: "muted" }, found.results.length ? `matches ${count(first)}–${count(last)}` : ""),
+          h("button", { type: "button", class: "quiet", disabled: !found.next, onclick: () => search(found.next, [...earlier, at]) }, "More matches →"),
         ),
       );
     } catch (error) {
