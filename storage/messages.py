@@ -243,30 +243,33 @@ async def surroundings(
         return {}, {}
     filters, values = where.sql()
     values |= {"owner": owner_id, "agent": agent_id, "ids": list(ids)}
-    # The candidates' columns are renamed so that the filter's bare column names can only mean the neighbour's;
-    # Each neighbour is one lookup in the (conversation_id, ordinal) index: LIMIT 1 (a position holds one
-    # message) keeps the planner from flattening the LATERAL subquery into a join over all the agent's
-    # messages, which it chose on a freshly filled table (13 ms at 700 messages, against 1 ms).
+
+    # One row per candidate, its neighbours' ids beside it. Each neighbour is one lookup in the
+    # (conversation_id, ordinal) index, in which the filter's bare column names mean the neighbour's: LIMIT 1
+    # (a position holds one message) keeps the planner from flattening the LATERAL subquery into a join over
+    # all the agent's messages, which it chose on a freshly filled table (13 ms at 700 messages, against 1 ms).
+    def beside(step: str, name: str) -> str:
+        return (
+            "LEFT JOIN LATERAL (SELECT id FROM messages WHERE conversation_id = m.conversation_id "
+            f"AND ordinal = m.ordinal {step} 1 AND agent_id = :agent AND owner_id = :owner{filters} LIMIT 1) {name} "
+            "ON true "
+        )
+
     rows = await session.execute(
         text(
-            "WITH placed AS MATERIALIZED (SELECT id AS cand, conversation_id AS cid, ordinal AS cord, "
-            "created_at AS cat FROM messages WHERE id = ANY(:ids)) "
-            "SELECT cand AS id, cid AS conversation_id, cord AS ordinal, cat AS created_at, true AS candidate "
-            "FROM placed UNION ALL "
-            "SELECT n.id, n.conversation_id, n.ordinal, n.created_at, false FROM placed "
-            "CROSS JOIN (VALUES (-1), (1)) AS step(offset_by), LATERAL (SELECT id, conversation_id, ordinal, "
-            "created_at FROM messages WHERE conversation_id = placed.cid AND ordinal = placed.cord + step.offset_by "
-            f"AND agent_id = :agent AND owner_id = :owner{filters} LIMIT 1) n"
+            "SELECT m.id, m.conversation_id, m.ordinal, m.created_at, earlier.id, later.id FROM messages m "
+            f"{beside('-', 'earlier')}{beside('+', 'later')}WHERE m.id = ANY(:ids)"
         ),
         values,
     )
     placed: dict[uuid.UUID, Placement] = {}
     nearby: dict[tuple[uuid.UUID, int], uuid.UUID] = {}
-    for row in rows:
-        if row.candidate:
-            placed[row.id] = Placement(row.conversation_id, row.ordinal, row.created_at)
-        else:
-            nearby[(row.conversation_id, row.ordinal)] = row.id
+    for found_id, conversation_id, ordinal, created_at, earlier_id, later_id in rows:
+        placed[found_id] = Placement(conversation_id, ordinal, created_at)
+        if earlier_id is not None:
+            nearby[(conversation_id, ordinal - 1)] = earlier_id
+        if later_id is not None:
+            nearby[(conversation_id, ordinal + 1)] = later_id
     return placed, nearby
 
 
