@@ -12,14 +12,17 @@ the machine's cores. Two measures, both printed as JSON:
   average, and how long the server's background worker took to embed the recorded messages afterwards.
   `--against ROOT` (repeatable) runs other copies of Engram's code too (ROOT holds an `engram/`
   package, e.g. the last commit extracted with `git archive`), interleaved with this one round by round
-  (the order reversed every other round), and gives each side's calls/s over the first side's.
+  (the order reversed every other round), and gives each side's calls/s over the first side's;
+  `--without PACKAGE` (repeatable) hides an installed package from those copies, so that they run as their
+  own dependencies installed them (before this checkout added uvloop and httptools, uvicorn ran without).
   `--profile` adds one more 32-client run of each side, profiled with the standard library only: the
   event loop thread under cProfile (CPU time by library, the top functions), every thread sampled (by
   library, by stage), and the database statements and transactions per call.
 - **Single tools** (`--single`): core_memory_append and archival_memory_search (query embedding
   included, over 2,000 passages) at 1, 8 and 32 clients, and one client over stdio.
 
-    python -m bench.http_load [--mix] [--single] [--calls 40] [--rounds 2] [--against ROOT] [--profile]
+    python -m bench.http_load [--mix] [--single] [--calls 40] [--rounds 2] [--profile]
+                              [--against ROOT] [--without PACKAGE]
 """
 
 from __future__ import annotations
@@ -275,14 +278,28 @@ class CpuMeter:
 
 @dataclass(frozen=True)
 class Side:
-    """A copy of Engram's code to serve with: this checkout (root None) or another (its `engram/` in root)."""
+    """A copy of Engram's code to serve with: this checkout (root None) or another (its `engram/` in root),
+    which may run without some installed packages (`hidden`: a folder of modules that refuse to import)."""
 
     name: str
     root: Path | None
+    hidden: Path | None = None
 
     def environment(self, base: dict[str, str]) -> dict[str, str]:
         env = {key: value for key, value in base.items() if key != "PYTHONPATH"}
-        return env | ({"PYTHONPATH": str(self.root)} if self.root else {})
+        path = [str(folder) for folder in (self.root, self.hidden) if folder is not None]
+        return env | ({"PYTHONPATH": os.pathsep.join(path)} if path else {})
+
+
+def hiding(packages: list[str]) -> Path | None:
+    """A folder whose modules named `packages` refuse to import, put on another copy's PYTHONPATH so that it
+    runs as its own dependencies installed it: uvicorn, for one, uses uvloop and httptools when it finds them."""
+    if not packages:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="engram-bench-hidden-"))
+    for package in packages:
+        (folder / f"{package}.py").write_text(f"raise ImportError('{package} is hidden from this side by the bench')\n")
+    return folder
 
     def engram_file(self, env: dict[str, str]) -> str:
         """Where this side's `engram` package comes from (proof that the other copy is the one loaded)."""
@@ -737,13 +754,15 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine_note": f"{os.cpu_count()} cores; clients, server and PostgreSQL share them; times are wall clock",
         "load_average_at_start": load_average(),
+        "hidden_from_other_copies": arguments.without,
     }
     try:
         if arguments.single:
             await prepare(data_dir, max(CONCURRENCY))
         token = engram("tokens", "create", "bench", "--principal", PRINCIPAL, env=env).strip().splitlines()[-1]
         if arguments.mix:
-            sides = [Side(root.name, root) for root in arguments.against or []] + [Side("current", None)]
+            hidden = hiding(arguments.without)
+            sides = [Side(root.name, root, hidden) for root in arguments.against or []] + [Side("current", None)]
             report["mix"] = await mix(
                 embedded, env, token, arguments.calls, arguments.rounds, sides, arguments.profile, arguments.only
             )
@@ -775,6 +794,13 @@ if __name__ == "__main__":
         metavar="ROOT",
         type=lambda root: Path(root).resolve(),
         help="a folder holding another copy's `engram/` package (repeatable)",
+    )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="PACKAGE",
+        help="an installed package the --against copies run without (repeatable), as their own dependencies had it",
     )
     parser.add_argument(
         "--only", nargs="+", default=[], metavar="MEASURE", help="only these measures of the mix, e.g. 32_clients"

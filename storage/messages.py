@@ -172,6 +172,59 @@ async def append(
     return results
 
 
+async def record_one(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    conversation: str,
+    message: NewMessage,
+    *,
+    source: str,
+) -> StoredMessage:
+    """One message at the end of the agent's conversation called `conversation` (created if new), in two
+    statements where `ensure_conversation` and `append` take five: the conversation's row is created, or
+    counted up and so locked until the transaction ends (concurrent writers get distinct ordinals), and gives
+    the message its ordinal; then the message is inserted. For messages without an external key (those
+    `append` checks first)."""
+    if message.external_key is not None:
+        raise ValueError("record_one stores messages without an external key; use append")
+    created_at = message.created_at or datetime.now(UTC)
+    created = insert(Conversation).values(
+        id=uuid.uuid4(),
+        owner_id=owner_id,
+        agent_id=agent_id,
+        name=conversation,
+        title="",
+        source=source,
+        message_count=1,
+        last_message_at=created_at,
+    )
+    counted = created.on_conflict_do_update(
+        constraint="conversations_agent_name_key",
+        set_={
+            "message_count": Conversation.message_count + 1,
+            "last_message_at": func.greatest(Conversation.last_message_at, created.excluded.last_message_at),
+        },
+    ).returning(Conversation.id, Conversation.message_count)
+    conversation_id, ordinal = (await session.execute(counted)).one()
+    message_id = uuid.uuid4()
+    await session.execute(
+        insert(Message).values(
+            id=message_id,
+            owner_id=owner_id,
+            agent_id=agent_id,
+            conversation_id=conversation_id,
+            ordinal=ordinal,
+            role=message.role,
+            content=message.content,
+            text=message.text,
+            search_call=message.search_call,
+            created_at=created_at,
+        )
+    )
+    return StoredMessage(message_id, ordinal, created=True, created_at=created_at)
+
+
 @dataclass(frozen=True)
 class FoundMessage:
     """What a search result shows of a message."""

@@ -400,6 +400,23 @@ async def test_concurrent_records_get_distinct_ordinals(client: Client, settings
     assert ordinals == list(range(1, 21)) and count == 20
 
 
+async def test_a_recorded_message_moves_its_conversations_last_message_time_on(settings: Settings) -> None:
+    async with local_scope(settings) as scope:
+        first = await record_message(scope, None, "walks", "user", "Up the hill at dawn.", source="mcp")
+        second = await record_message(scope, None, "walks", "assistant", "Take a headlamp.", source="mcp")
+        async with scope.sessions.begin() as session:
+            stored = (await session.execute(text("SELECT ordinal, created_at FROM messages ORDER BY ordinal"))).all()
+            thread = (
+                await session.execute(text("SELECT message_count, last_message_at, source FROM conversations"))
+            ).one()
+            with pytest.raises(ValueError, match="external key"):
+                keyed = message_repo.NewMessage(role="user", text="x", content={"text": "x"}, external_key="k1")
+                agent_id = (await resolve_agent(session, scope, None)).id
+                await message_repo.record_one(session, scope.owner_id, agent_id, "walks", keyed, source="mcp")
+    assert (first.ordinal, second.ordinal) == (1, 2)
+    assert tuple(thread) == (2, stored[1].created_at, "mcp")
+
+
 async def test_conversation_resources_list_and_page_a_transcript(client: Client) -> None:
     for number in range(60):
         await call(client, "conversation_record", role="user", content=f"line {number}", conversation="long-chat")
@@ -473,17 +490,15 @@ async def test_conversation_delete_removes_its_messages_and_summaries_and_nothin
     assert again["ordinal"] == 1  # the name starts a new conversation
 
 
-async def test_a_message_whose_conversation_is_deleted_while_it_waits_is_refused_with_what_to_do(
+async def test_a_message_whose_conversation_is_deleted_while_it_waits_starts_it_again(
     client: Client, database_url: str
 ) -> None:
     await call(client, "conversation_record", role="user", content="first", conversation="race")
     engine = create_async_engine(database_url, poolclass=NullPool)
-    refused: list[str] = []
+    recorded: list[dict[str, Any]] = []
 
     async def record() -> None:
-        refused.append(
-            await call_error(client, "conversation_record", role="user", content="second", conversation="race")
-        )
+        recorded.append(await call(client, "conversation_record", role="user", content="second", conversation="race"))
 
     try:
         async with engine.connect() as deleter:
@@ -493,9 +508,14 @@ async def test_a_message_whose_conversation_is_deleted_while_it_waits_is_refused
                 await waiting_for_a_lock(engine)  # the record waits for the conversation row, which is deleted now
                 await deleter.execute(text("DELETE FROM conversations WHERE name = 'race'"))
                 await deleter.commit()
+        async with engine.connect() as reader:
+            kept = (await reader.execute(text("SELECT text, ordinal FROM messages"))).all()
+            thread = (await reader.execute(text("SELECT name, message_count FROM conversations"))).all()
     finally:
         await engine.dispose()
-    assert refused == ["conversation 'race' was deleted while the message was being added; record it again"]
+    # The record comes after the delete: like any first message, it starts the conversation, and is not lost.
+    assert recorded[0]["ordinal"] == 1
+    assert [tuple(row) for row in kept] == [("second", 1)] and [tuple(row) for row in thread] == [("race", 1)]
 
 
 async def waiting_for_a_lock(engine: AsyncEngine) -> None:

@@ -189,9 +189,13 @@ async def record_message(
     checked_role = check_role(role)
     async with scope.sessions.begin() as session:
         agent_row = await resolve_agent(session, scope, agent, create=create_agent)
-        thread = await message_repo.ensure_conversation(session, scope.owner_id, agent_row.id, name, source=source)
-        [stored] = await message_repo.append(
-            session, thread, [message_repo.NewMessage(role=checked_role, text=text_value, content={"text": text_value})]
+        stored = await message_repo.record_one(
+            session,
+            scope.owner_id,
+            agent_row.id,
+            name,
+            message_repo.NewMessage(role=checked_role, text=text_value, content={"text": text_value}),
+            source=source,
         )
     scope.recorded()
     return RecordedMessage(id=str(stored.id), conversation=name, ordinal=stored.ordinal)
