@@ -290,6 +290,13 @@ class Side:
         path = [str(folder) for folder in (self.root, self.hidden) if folder is not None]
         return env | ({"PYTHONPATH": os.pathsep.join(path)} if path else {})
 
+    def engram_file(self, env: dict[str, str]) -> str:
+        """Where this side's `engram` package comes from (proof that the other copy is the one loaded)."""
+        command = [sys.executable, "-c", "import engram.server.http as h; print(h.__file__)"]
+        return subprocess.run(
+            command, env=self.environment(env), cwd=tempfile.gettempdir(), check=True, capture_output=True, text=True
+        ).stdout.strip()
+
 
 def hiding(packages: list[str]) -> Path | None:
     """A folder whose modules named `packages` refuse to import, put on another copy's PYTHONPATH so that it
@@ -300,13 +307,6 @@ def hiding(packages: list[str]) -> Path | None:
     for package in packages:
         (folder / f"{package}.py").write_text(f"raise ImportError('{package} is hidden from this side by the bench')\n")
     return folder
-
-    def engram_file(self, env: dict[str, str]) -> str:
-        """Where this side's `engram` package comes from (proof that the other copy is the one loaded)."""
-        command = [sys.executable, "-c", "import engram.server.http as h; print(h.__file__)"]
-        return subprocess.run(
-            command, env=self.environment(env), cwd=tempfile.gettempdir(), check=True, capture_output=True, text=True
-        ).stdout.strip()
 
 
 @asynccontextmanager
