@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from engram.storage.errors import InvalidInputError, NotFoundError
 from engram.tools.arguments import MAX_TAG_CHARS, MAX_TAGS, AgentArg, check_tags, check_text, time_range
 from engram.tools.memory.agents import resolve_agent
-from engram.tools.memory.budget import continuation, text_tokens, within_budget
+from engram.tools.memory.budget import text_tokens, what_is_left, within_budget
 from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embedding_of, run_legs
 from engram.tools.repositories import passage_repo, search
 from engram.tools.scope import Scope
@@ -162,9 +162,7 @@ async def archival_memory_search(
         hit_tokens,
         scope.result_chars,
     )
-    shown_to = start + len(results)
-    more = max(0, len(found.ranked) - shown_to)
-    following = continuation(shown_to, page, top_k, len(results), MAX_TOP_K) if more else None
+    more, following = what_is_left(len(found.ranked), page, top_k, len(results), MAX_TOP_K)
     return SearchPage(
         results=results,
         page=page,

@@ -96,3 +96,12 @@ def continuation(shown_to: int, page: int, size: int, shown: int, largest: int) 
         return page + 1, size
     size = max(size for size in range(1, min(largest, shown_to) + 1) if shown_to % size == 0)
     return shown_to // size + 1, size
+
+
+def what_is_left(matches: int, page: int, size: int, shown: int, largest: int) -> tuple[int, tuple[int, int] | None]:
+    """After a page of `size` (page numbers from 1) that showed `shown` hits of `matches` ranked: how many
+    matches come after the last hit shown, and the page and page size that continue there (`continuation`;
+    None when none is left)."""
+    shown_to = (page - 1) * size + shown
+    more = max(0, matches - shown_to)
+    return more, continuation(shown_to, page, size, shown, largest) if more else None

@@ -29,7 +29,7 @@ from engram.tools.arguments import (
 )
 from engram.tools.memory import when
 from engram.tools.memory.agents import resolve_agent
-from engram.tools.memory.budget import continuation, text_tokens, within_budget
+from engram.tools.memory.budget import text_tokens, what_is_left, within_budget
 from engram.tools.memory.hybrid import (
     MAX_QUERY_CHARS,
     QueryVector,
@@ -244,13 +244,10 @@ async def conversation_search(
             start=start_at,
             end=end_at,
         )
-        start = (page - 1) * limit
         ranked, hits = await ranked_hits(
-            session, scope, agent_row, query, where, vector=vector, window=start, size=limit
+            session, scope, agent_row, query, where, vector=vector, window=(page - 1) * limit, size=limit
         )
-    shown_to = start + len(hits)
-    more = max(0, len(ranked) - shown_to)
-    following = continuation(shown_to, page, limit, len(hits), MAX_LIMIT) if more else None
+    more, following = what_is_left(len(ranked), page, limit, len(hits), MAX_LIMIT)
     return MessageSearchPage(
         results=hits,
         page=page,
