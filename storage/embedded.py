@@ -76,6 +76,10 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
             handle = get_server(pgdata, cleanup_mode="stop")
             _note_start(pgdata)
         uri = handle.get_uri()
+        # Joined from here on, before the first start's tuning: a signal that arrives meanwhile (release_all)
+        # leaves the server too, instead of exiting with it still running.
+        embedded = EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)
+        _joined[pgdata] = embedded
         if not _tuned(pgdata):
             _tune(uri)
     except Exception as exc:
@@ -84,8 +88,6 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
             f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}: {exc}); its log is {log_file}"
         ) from exc
     log.debug("embedded PostgreSQL running in %s", pgdata)
-    embedded = EmbeddedPostgres(pgdata=pgdata, libpq_uri=uri, handle=handle)
-    _joined[pgdata] = embedded
     return embedded
 
 

@@ -17,6 +17,8 @@ from engram.server.cli.operation import run_with_scope
 from engram.server.settings import TOOL_PROFILES, Settings, SettingsError
 
 if TYPE_CHECKING:
+    import threading
+
     from starlette.types import ASGIApp
 
     from engram.storage.database import Database
@@ -85,20 +87,23 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
     # A host may stop its server with a signal while stdin is still open; a normal exit would then wait
     # for the thread blocked reading stdin. Release the embedded PostgreSQL and leave at once.
-    leave_on_signal()
+    leave_on_signal(starter)
     anyio.run(serve_stdio, build_server(settings, opener=opener))
     return 0
 
 
-def leave_on_signal() -> None:
+def leave_on_signal(starting: threading.Thread | None = None) -> None:
     """On SIGTERM, SIGINT or SIGHUP: release the embedded PostgreSQL (stopping it if no other process uses it)
     and exit at once. Under HTTP, uvicorn handles the signal first (a graceful shutdown) and then
-    raises it again, which lands here: a signal's death would skip the release that exit handlers do."""
+    raises it again, which lands here: a signal's death would skip the release that exit handlers do.
+    A server still `starting` (in that thread) is waited for first, or it would be left running."""
     import signal
 
     def terminate(signum: int, _frame: object) -> None:
         from engram.storage.embedded import release_all
 
+        if starting is not None:
+            starting.join(timeout=60)
         release_all()
         os._exit(128 + signum)
 

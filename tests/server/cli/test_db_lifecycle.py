@@ -94,7 +94,9 @@ async def _wait_for_users(path: Path, pid: int) -> None:
         while True:
             if pid in users(path):
                 return
-            await anyio.sleep(0.1)  # the subprocess starts the server in the background
+            # the subprocess starts the server in the background; polled often, so that the signal often
+            # arrives while it is still starting (a first start then tunes the server)
+            await anyio.sleep(0.01)
 
 
 def test_db_stop_refuses_while_a_process_uses_the_server_unless_forced(data_dir: Path) -> None:
