@@ -386,6 +386,14 @@ async def test_bad_record_input_stores_nothing(
         assert await count_messages(scope) == 1
 
 
+def test_a_snippet_that_reaches_the_end_of_a_message_keeps_its_last_character() -> None:
+    said = "Tea, biscuits and a long chat about the garden, " * 4 + "then I left the key under the blue flowerpot."
+    shown, cut = recall.snippet(said, "flowerpot", 80)
+    assert cut and shown.endswith("the blue flowerpot.") and shown.startswith("…") and len(shown) <= 80
+    middle, _ = recall.snippet(said, "biscuits", 40)
+    assert middle.startswith("Tea, biscuits") and middle.endswith("…") and len(middle) <= 40
+
+
 async def test_concurrent_records_get_distinct_ordinals(client: Client, settings: Settings) -> None:
     async def record(number: int) -> None:
         await call(client, "conversation_record", role="user", content=f"message {number}")

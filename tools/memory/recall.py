@@ -436,8 +436,9 @@ def snippet(text_value: str, query: str, limit: int) -> tuple[str, bool]:
     lowered = text_value.lower()
     positions = [lowered.find(word.lower()) for word in WORD.findall(query)]
     first = min((position for position in positions if position >= 0), default=0)
-    start = max(0, min(first - limit // 4, len(text_value) - limit + 1))
-    end = start + limit - 2
+    width = limit - 2  # room for an ellipsis at either end
+    start = max(0, min(first - limit // 4, len(text_value) - width))
+    end = start + width
     return ("…" if start else "") + text_value[start:end].strip() + ("…" if end < len(text_value) else ""), True
 
 
