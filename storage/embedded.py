@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,10 @@ TUNING = {
     "work_mem": "16MB",
 }
 _joined: dict[Path, EmbeddedPostgres] = {}
+# Threads inside start_embedded: the wheel adds this process to the server's users before start_embedded returns,
+# so a signal's release_all waits for them (re-entrant: a handler may interrupt the thread that holds it).
+_starting: set[int] = set()
+_starts_done = threading.Condition(threading.RLock())
 
 
 class EmbeddedStartError(BackendUnavailableError):
@@ -53,6 +58,17 @@ class EmbeddedPostgres:
 
 def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     """Start (or join) the embedded server under `data_dir`; blocking, so call it off the event loop."""
+    with _starts_done:
+        _starting.add(threading.get_ident())
+    try:
+        return _start(data_dir)
+    finally:
+        with _starts_done:
+            _starting.discard(threading.get_ident())
+            _starts_done.notify_all()
+
+
+def _start(data_dir: Path) -> EmbeddedPostgres:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp for its lock, as it should.
         warnings.simplefilter("ignore")
@@ -224,11 +240,15 @@ def release(embedded: EmbeddedPostgres) -> None:
                 (embedded.pgdata / STARTS).write_text(json.dumps(starts))
 
 
-def release_all() -> None:
-    """Leave every embedded server this process joined.
+def release_all(*, wait: float = 60.0) -> None:
+    """Leave every embedded server this process joined, once the starts other threads have in progress end
+    (waiting at most `wait` seconds): the server counts this process as a user before a start returns.
 
     Normally this happens at interpreter exit; a signal handler that must exit at once calls it first.
     """
+    this_thread = threading.get_ident()
+    with _starts_done:
+        _starts_done.wait_for(lambda: not _starting - {this_thread}, timeout=wait)
     for embedded in list(_joined.values()):
         release(embedded)
 

@@ -17,8 +17,6 @@ from engram.server.cli.operation import run_with_scope
 from engram.server.settings import TOOL_PROFILES, Settings, SettingsError
 
 if TYPE_CHECKING:
-    import threading
-
     from starlette.types import ASGIApp
 
     from engram.storage.database import Database
@@ -87,23 +85,21 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
     # A host may stop its server with a signal while stdin is still open; a normal exit would then wait
     # for the thread blocked reading stdin. Release the embedded PostgreSQL and leave at once.
-    leave_on_signal(starter)
+    leave_on_signal()
     anyio.run(serve_stdio, build_server(settings, opener=opener))
     return 0
 
 
-def leave_on_signal(starting: threading.Thread | None = None) -> None:
+def leave_on_signal() -> None:
     """On SIGTERM, SIGINT or SIGHUP: release the embedded PostgreSQL (stopping it if no other process uses it)
     and exit at once. Under HTTP, uvicorn handles the signal first (a graceful shutdown) and then
     raises it again, which lands here: a signal's death would skip the release that exit handlers do.
-    A server still `starting` (in that thread) is waited for first, or it would be left running."""
+    A start still in progress in another thread is waited for first (release_all), or it would be left running."""
     import signal
 
     def terminate(signum: int, _frame: object) -> None:
         from engram.storage.embedded import release_all
 
-        if starting is not None:
-            starting.join(timeout=60)
         release_all()
         os._exit(128 + signum)
 
