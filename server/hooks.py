@@ -53,12 +53,11 @@ async def handle_claude_code(scope: Scope, event_text: str, agent: str | None, b
     name = event.get("hook_event_name")
     session = event.get("session_id") if isinstance(event.get("session_id"), str) else None
     conversation = session or DEFAULT_CONVERSATION
-    if name == "SessionStart":
-        if session and event.get("source") in ("clear", "compact"):
-            await forget_session(scope, agent, session, create_agent=True)
+
+    async def context_for(prompt: str) -> str:
         found = await memory_context(
             scope,
-            "",
+            prompt,
             agent,
             session=session,
             conversation=conversation,
@@ -66,7 +65,12 @@ async def handle_claude_code(scope: Scope, event_text: str, agent: str | None, b
             max_chars=CONTEXT_CHARS,
             create_agent=True,
         )
-        return hook_output(name, found.text)
+        return found.text
+
+    if name == "SessionStart":
+        if session and event.get("source") in ("clear", "compact"):
+            await forget_session(scope, agent, session, create_agent=True)
+        return hook_output(name, await context_for(""))
     if name not in ("UserPromptSubmit", "Stop"):
         return ""
     message = claude_code_message(event_text)
@@ -81,20 +85,11 @@ async def handle_claude_code(scope: Scope, event_text: str, agent: str | None, b
     quiet = dataclasses.replace(scope, recorded=lambda: recorded.append(True))
     try:
         await record_message(quiet, agent, conversation, message.role, message.text, source=SOURCE, create_agent=True)
-        found = await memory_context(
-            scope,
-            message.text,
-            agent,
-            session=session,
-            conversation=conversation,
-            budget=budget,
-            max_chars=CONTEXT_CHARS,
-            create_agent=True,
-        )
+        text = await context_for(message.text)
     finally:
         if recorded:
             scope.recorded()
-    return hook_output(name, found.text)
+    return hook_output(name, text)
 
 
 def searches_by_meaning(event_text: str) -> bool:
