@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -133,15 +134,23 @@ async def test_a_failed_call_gives_its_error_to_every_request_in_it_and_the_next
     assert await batching.embed(["after 3"]) == [[7.0, 3.0]]
 
 
+def asker(batching: BatchingEmbedder, results: dict[str, list[Vector]]) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A request for one text's vector, stored in `results` when it comes, cancellable through `scope`."""
+
+    async def ask(text: str, scope: anyio.CancelScope | None = None) -> None:
+        with scope or anyio.CancelScope():
+            results[text] = await batching.embed([text])
+
+    return ask
+
+
 async def test_a_request_cancelled_while_its_call_runs_hands_its_batch_mates_to_the_next_call() -> None:
     inner = GatedEmbedder()
     batching = BatchingEmbedder(inner)
     results: dict[str, list[Vector]] = {}
     leader = anyio.CancelScope()
 
-    async def ask(text: str, scope: anyio.CancelScope | None = None) -> None:
-        with scope or anyio.CancelScope():
-            results[text] = await batching.embed([text])
+    ask = asker(batching, results)
 
     async with anyio.create_task_group() as group:
         group.start_soon(ask, "busy 0")
@@ -167,9 +176,7 @@ async def test_a_request_cancelled_while_waiting_leaves_the_queue_and_the_rest_a
     results: dict[str, list[Vector]] = {}
     gone = anyio.CancelScope()
 
-    async def ask(text: str, scope: anyio.CancelScope | None = None) -> None:
-        with scope or anyio.CancelScope():
-            results[text] = await batching.embed([text])
+    ask = asker(batching, results)
 
     async with anyio.create_task_group() as group:
         group.start_soon(ask, "first 1")
