@@ -39,6 +39,7 @@ _joined: dict[Path, EmbeddedPostgres] = {}
 # so a signal's release_all waits for them (re-entrant: a handler may interrupt the thread that holds it).
 _starting: set[int] = set()
 _starts_done = threading.Condition(threading.RLock())
+START_WAIT_SECONDS = 60.0  # the longest release_all waits for those starts (a first start runs initdb)
 
 
 class EmbeddedStartError(BackendUnavailableError):
@@ -240,15 +241,15 @@ def release(embedded: EmbeddedPostgres) -> None:
                 (embedded.pgdata / STARTS).write_text(json.dumps(starts))
 
 
-def release_all(*, wait: float = 60.0) -> None:
+def release_all() -> None:
     """Leave every embedded server this process joined, once the starts other threads have in progress end
-    (waiting at most `wait` seconds): the server counts this process as a user before a start returns.
+    (waiting at most START_WAIT_SECONDS): the server counts this process as a user before a start returns.
 
     Normally this happens at interpreter exit; a signal handler that must exit at once calls it first.
     """
     this_thread = threading.get_ident()
     with _starts_done:
-        _starts_done.wait_for(lambda: not _starting - {this_thread}, timeout=wait)
+        _starts_done.wait_for(lambda: not _starting - {this_thread}, timeout=START_WAIT_SECONDS)
     for embedded in list(_joined.values()):
         release(embedded)
 
