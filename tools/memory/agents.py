@@ -136,6 +136,22 @@ async def resolve_agent(session: AsyncSession, scope: Scope, name: str | None, *
     return agent
 
 
+async def resolve_agent_ref(
+    session: AsyncSession, scope: Scope, name: str | None, *, create: bool = False
+) -> agent_repo.AgentRef:
+    """`resolve_agent` for callers that need only the agent's id and name (most tools): the lookup reads two
+    columns instead of loading the whole agent; a missing agent goes to `resolve_agent`, which makes the
+    default one (or, with `create`, the named one) or says it does not exist."""
+    lookup = scope.defaults.name if name is None else name
+    if lookup != scope.defaults.name:
+        check_agent_name(lookup)
+    found = await agent_repo.ref_by_name(session, scope.owner_id, lookup)
+    if found is not None:
+        return found
+    agent = await resolve_agent(session, scope, name, create=create)
+    return agent_repo.AgentRef(agent.id, agent.name)
+
+
 async def _default_agent(session: AsyncSession, scope: Scope) -> Agent:
     name = scope.defaults.name
     agent = await agent_repo.get_by_name(session, scope.owner_id, name)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from engram.storage.errors import InvalidInputError, NotFoundError
 from engram.tools.arguments import MAX_TAG_CHARS, MAX_TAGS, AgentArg, check_tags, check_text, time_range
-from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.agents import resolve_agent_ref
 from engram.tools.memory.budget import text_tokens, what_is_left, within_budget
 from engram.tools.memory.hybrid import MAX_QUERY_CHARS, SearchMode, check_depth, embedding_of, run_legs
 from engram.tools.repositories import passage_repo, search
@@ -105,7 +105,7 @@ async def archival_memory_insert(
     clean_tags = check_tags(tags)
     [vector] = await scope.embedder.embed([content])
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         [(passage_id, created)] = await passage_repo.insert_many(
             session,
             scope.owner_id,
@@ -214,7 +214,7 @@ async def find_passages(
     from `window` to `window + size` (only those are read)."""
     # The query is embedded (in a worker thread) while the agent and the keyword leg are read.
     async with embedding_of(scope, query, mode) as vector, scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         nearest, matching = await run_legs(
             session,
             scope,
@@ -247,7 +247,7 @@ async def archival_memory_delete(
     """Delete a passage from archival memory (for example one that is wrong or outdated)."""
     passage_id = parse_passage_id(id)
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         if not await passage_repo.delete_passage(session, scope.owner_id, agent_row.id, passage_id):
             raise NotFoundError(
                 f"agent '{agent_row.name}' has no archival passage '{id}'; archival_memory_search shows passage ids"
@@ -257,7 +257,7 @@ async def archival_memory_delete(
 
 async def recent_passages(scope: Scope, agent: str | None, *, limit: int = 20) -> RecentPassages:
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         rows = await passage_repo.recent(session, scope.owner_id, agent_row.id, limit=limit)
         total = await passage_repo.count(session, scope.owner_id, agent_row.id)
     return RecentPassages(agent=agent_row.name, total=total, passages=[stored(row, scope.result_chars) for row in rows])

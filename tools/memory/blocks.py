@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from engram.storage.errors import ConflictError, InvalidInputError, LimitExceededError, NotFoundError, ReadOnlyError
 from engram.tools.arguments import LABEL_PATTERN, check_label, check_page, check_text
-from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.agents import resolve_agent_ref
 from engram.tools.memory.render import cut
 from engram.tools.repositories import block_repo
 from engram.tools.scope import Scope
@@ -144,7 +144,7 @@ async def block_attach(scope: Scope, agent: AgentName, block: BlockRef) -> Block
     through one is seen by all. An agent has one block per label: detach its block of that label first.
     """
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         found = await resolve_block(session, scope, block)
         if not await block_repo.link(session, agent_row.id, found):
             holder = await block_repo.get(session, scope.owner_id, agent_row.id, found.label)
@@ -161,7 +161,7 @@ async def block_detach(scope: Scope, agent: AgentName, block: BlockRef) -> Block
     """Detach a block from an agent's core memory. The block itself stays (see block_list), as do the other
     agents' links to it."""
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         found = await resolve_block(session, scope, block)
         if not await block_repo.unlink(session, scope.owner_id, agent_row.id, found.id):
             raise NotFoundError(

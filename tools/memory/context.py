@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 from engram.storage import lazy_module
 from engram.storage.errors import InvalidInputError
 from engram.tools.arguments import check_conversation, check_text
-from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.agents import resolve_agent_ref
 from engram.tools.memory.hybrid import MAX_QUERY_CHARS, QueryVector, embedding_of, run_legs
 from engram.tools.memory.recall import KEYWORD_WEIGHT, VECTOR_WEIGHT, shorten, snippet, with_neighbours
 from engram.tools.memory.render import cut
@@ -45,8 +45,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engram.storage import context as context_repo
+    from engram.storage.agents import NamedAgent
     from engram.storage.messages import FoundMessage
-    from engram.storage.schema import Agent, Block, Conversation, Passage
+    from engram.storage.schema import Block, Conversation, Passage
 else:
     context_repo = lazy_module("engram.storage.context")
 
@@ -171,7 +172,7 @@ async def memory_context(
         check_text("session", session, max_chars=MAX_SESSION_CHARS)
     # A prompt's vector is computed (in a worker thread) while core memory and the keyword legs are read.
     async with embedding_of(scope, query, "hybrid" if query else "keyword") as vector, scope.sessions.begin() as db:
-        agent_row = await resolve_agent(db, scope, agent, create=create_agent)
+        agent_row = await resolve_agent_ref(db, scope, agent, create=create_agent)
         thread = (
             await message_repo.get_conversation(db, scope.owner_id, agent_row.id, thread_name) if thread_name else None
         )
@@ -205,7 +206,7 @@ async def forget_session(scope: Scope, agent: str | None, session: str, *, creat
     """Forget what `session` was given (its host cleared or compacted the context, which holds none of it now);
     returns how many items were forgotten."""
     async with scope.sessions.begin() as db:
-        agent_row = await resolve_agent(db, scope, agent, create=create_agent)
+        agent_row = await resolve_agent_ref(db, scope, agent, create=create_agent)
         return await context_repo.forget_given(db, scope.owner_id, agent_row.id, host_session=session)
 
 
@@ -336,7 +337,7 @@ async def summary_piece(db: AsyncSession, thread: Conversation) -> Piece | None:
 async def recalled(
     db: AsyncSession,
     scope: Scope,
-    agent_row: Agent,
+    agent_row: NamedAgent,
     query: str,
     vector: QueryVector,
     thread: Conversation | None,
@@ -474,7 +475,7 @@ def conversation_piece(
     )
 
 
-async def recent(db: AsyncSession, scope: Scope, agent_row: Agent, thread: Conversation | None) -> list[Piece]:
+async def recent(db: AsyncSession, scope: Scope, agent_row: NamedAgent, thread: Conversation | None) -> list[Piece]:
     """At a session's start: the latest conversations (their last messages) and passages, newest first."""
     conversations = await context_repo.latest_conversations(
         db,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from engram.storage.errors import InvalidEditError, InvalidInputError, LimitExceededError, NotFoundError, ReadOnlyError
 from engram.tools.arguments import AgentArg, check_label, check_text
-from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.agents import resolve_agent_ref
 from engram.tools.memory.render import cut, render_core_memory
 from engram.tools.repositories import block_repo
 from engram.tools.scope import Scope
@@ -24,7 +24,8 @@ from engram.tools.scope import Scope
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engram.storage.schema import Agent, Block
+    from engram.storage.agents import AgentRef
+    from engram.storage.schema import Block
 
 Label = Annotated[str, Field(description="Label of the block, e.g. 'human' or 'persona'.", max_length=50)]
 
@@ -57,7 +58,7 @@ def _view(agent_name: str, block: Block) -> BlockView:
 async def core_memory_view(scope: Scope, agent: AgentArg = None) -> str:
     """Show the agent's core memory blocks as they appear in its context, with their sizes and limits."""
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         blocks = await block_repo.of_agent(session, scope.owner_id, agent_row.id)
     return render_core_memory(agent_row.name, blocks)
 
@@ -65,7 +66,7 @@ async def core_memory_view(scope: Scope, agent: AgentArg = None) -> str:
 async def read_block(scope: Scope, agent: str | None, label: str) -> Block:
     check_label(label)
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         block = await block_repo.get(session, scope.owner_id, agent_row.id, label)
         if block is None:
             raise await _missing_block(session, scope, agent_row.id, agent_row.name, label)
@@ -80,9 +81,9 @@ async def _missing_block(
     return NotFoundError(f"agent '{agent_name}' has no block '{label}'; its blocks are: {known}")
 
 
-async def _lock_editable(session: AsyncSession, scope: Scope, agent: str | None, label: str) -> tuple[Agent, Block]:
+async def _lock_editable(session: AsyncSession, scope: Scope, agent: str | None, label: str) -> tuple[AgentRef, Block]:
     """The agent's block, row-locked until the transaction ends; refused if it is read-only."""
-    agent_row = await resolve_agent(session, scope, agent)
+    agent_row = await resolve_agent_ref(session, scope, agent)
     block = await block_repo.lock_for_edit(session, scope.owner_id, agent_row.id, label)
     if block is None:
         raise await _missing_block(session, scope, agent_row.id, agent_row.name, label)
@@ -265,7 +266,7 @@ async def block_versions(
     if not 1 <= limit <= MAX_HISTORY:
         raise InvalidInputError(f"limit {limit} is not valid; show 1 to {MAX_HISTORY} versions")
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         block = await block_repo.get(session, scope.owner_id, agent_row.id, label)
         if block is None:
             raise await _missing_block(session, scope, agent_row.id, agent_row.name, label)

@@ -28,7 +28,7 @@ from engram.tools.arguments import (
     time_range,
 )
 from engram.tools.memory import when
-from engram.tools.memory.agents import resolve_agent
+from engram.tools.memory.agents import resolve_agent_ref
 from engram.tools.memory.budget import text_tokens, what_is_left, within_budget
 from engram.tools.memory.hybrid import (
     MAX_QUERY_CHARS,
@@ -45,8 +45,9 @@ from engram.tools.scope import Scope
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engram.storage.agents import NamedAgent
     from engram.storage.messages import FoundMessage, MessageFilter, Surroundings
-    from engram.storage.schema import Agent, Conversation
+    from engram.storage.schema import Conversation
     from engram.storage.search import Scored
 
 MAX_LIMIT = 50
@@ -191,7 +192,7 @@ async def record_message(
     text_value = check_text("content", content, max_chars=scope.max_input_chars)
     checked_role = check_role(role)
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent, create=create_agent)
+        agent_row = await resolve_agent_ref(session, scope, agent, create=create_agent)
         stored = await message_repo.record_one(
             session,
             scope.owner_id,
@@ -236,7 +237,7 @@ async def conversation_search(
     wanted_roles = [check_role(role) for role in roles] if roles else ["user", "assistant", "system"]
     # The query is embedded (in a worker thread) while the agent, the conversation and the keyword leg are read.
     async with embedding_of(scope, query, "hybrid") as vector, scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         conversation_id = (
             (await find_conversation(session, scope, agent_row, conversation)).id if conversation is not None else None
         )
@@ -262,7 +263,7 @@ async def conversation_search(
 
 async def search_messages(
     scope: Scope,
-    agent_row: Agent,
+    agent_row: NamedAgent,
     query: str,
     where: MessageFilter,
     *,
@@ -289,7 +290,7 @@ async def search_messages(
 async def ranked_hits(
     session: AsyncSession,
     scope: Scope,
-    agent_row: Agent,
+    agent_row: NamedAgent,
     query: str,
     where: MessageFilter,
     *,
@@ -327,7 +328,7 @@ async def ranked_hits(
 async def ranking(
     session: AsyncSession,
     scope: Scope,
-    agent_row: Agent,
+    agent_row: NamedAgent,
     query: str,
     where: MessageFilter,
     nearest: Scored | None,
@@ -449,7 +450,7 @@ def shorten(text_value: str, limit: int) -> str:
 async def list_conversations(scope: Scope, agent: str | None, *, limit: int = 100, offset: int = 0) -> ConversationList:
     """The agent's conversations, most recently active first: `limit` of them from `offset` on, and the total."""
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         rows, total = await message_repo.list_conversations(
             session, scope.owner_id, agent_row.id, limit=limit, offset=offset
         )
@@ -466,7 +467,7 @@ async def conversation_delete(
     This cannot be undone. Other conversations, core memory and archival memory are not touched.
     """
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         thread = await find_conversation(session, scope, agent_row, conversation)
         deleted = await message_repo.delete_conversation(session, thread)
         if deleted is None:  # deleted meanwhile by another call
@@ -480,7 +481,7 @@ async def conversation_delete(
 async def read_transcript(scope: Scope, agent: str | None, conversation: str, page: int = 1) -> Transcript:
     check_page(page)
     async with scope.sessions.begin() as session:
-        agent_row = await resolve_agent(session, scope, agent)
+        agent_row = await resolve_agent_ref(session, scope, agent)
         thread = await find_conversation(session, scope, agent_row, conversation)
         rows = await message_repo.transcript(
             session, thread, first=(page - 1) * TRANSCRIPT_PAGE + 1, limit=TRANSCRIPT_PAGE
@@ -497,14 +498,14 @@ async def read_transcript(scope: Scope, agent: str | None, conversation: str, pa
     )
 
 
-async def find_conversation(session: AsyncSession, scope: Scope, agent_row: Agent, name: str) -> Conversation:
+async def find_conversation(session: AsyncSession, scope: Scope, agent_row: NamedAgent, name: str) -> Conversation:
     found = await message_repo.get_conversation(session, scope.owner_id, agent_row.id, check_conversation(name))
     if found is None:
         raise missing_conversation(agent_row, name)
     return found
 
 
-def missing_conversation(agent_row: Agent, name: str) -> NotFoundError:
+def missing_conversation(agent_row: NamedAgent, name: str) -> NotFoundError:
     return NotFoundError(
         f"agent '{agent_row.name}' has no conversation '{name}'; "
         f"engram://agents/{agent_row.name}/conversations lists them"
