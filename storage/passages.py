@@ -92,6 +92,8 @@ async def insert_many(
             )
         ).all()
     )
+    if len(created) == len(rows):  # every one is new: no need to look up the ids of those already stored
+        return [(row["id"], True) for row in rows]
     known = await existing_ids(session, owner_id, agent_id, [row["content_hash"] for row in rows])
     return [(known[row["content_hash"]], row["id"] in created) for row in rows]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,9 +32,11 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 400
 HNSW_EF_SEARCH = 400
 LARGE_AGENT_TTL = 60.0  # seconds an agent found larger than the exact-scan limit is assumed to stay so
-# Seconds a search trusts an agent found within the limit to still be: probing costs a scan of up to the
-# limit's rows (8 ms at 10k). Writes always probe, and mark an agent they take past the limit at once; a
-# search that trusts a stale answer scans exactly, which is slower, never wrong.
+# Seconds an agent found within the limit is trusted to stay so: probing costs a scan of up to the limit's
+# rows (8 ms at 10k). A search trusts it; a write trusts it while the rows probed plus those this process has
+# written since stay within the limit (so it marks an agent it takes past the limit at once; writes of other
+# processes are seen by the next probe, within these seconds). A search that trusts a stale answer scans
+# exactly, which is slower, never wrong.
 SMALL_AGENT_TTL = 10.0
 STATISTICS_TTL = 300.0  # seconds the table statistics BM25 reads are reused
 
@@ -53,8 +56,9 @@ class SearchCache:
     """
 
     indexed: set[tuple[str, int]] = field(default_factory=set)  # (table, dimension)
-    large_agents: dict[tuple[str, uuid.UUID, str, int], float] = field(default_factory=dict)
-    small_agents: dict[tuple[str, uuid.UUID, str, int], float] = field(default_factory=dict)
+    large_agents: dict[tuple[str, uuid.UUID, str, int], float] = field(default_factory=dict)  # -> until
+    # -> (until, rows probed plus rows written since)
+    small_agents: dict[tuple[str, uuid.UUID, str, int], tuple[float, int]] = field(default_factory=dict)
     statistics: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)  # table -> (until, lexemes)
 
 
@@ -125,7 +129,7 @@ async def run_legs(
         )
     nearest = None
     if vector is not None:
-        large = await _is_large(session, table, agent_id, model, exact_scan_limit, trust_small=True)
+        large = await _is_large(session, table, agent_id, model, exact_scan_limit)
         query_vector = await vector()
         nearest = await vector_leg(
             session,
@@ -321,12 +325,13 @@ async def _common_lexemes(session: AsyncSession, table: Table) -> dict[str, floa
 
 
 async def _is_large(
-    session: AsyncSession, table: Table, agent_id: uuid.UUID, model: str, limit: int, *, trust_small: bool = False
+    session: AsyncSession, table: Table, agent_id: uuid.UUID, model: str, limit: int, *, written: int = 0
 ) -> bool:
     """Whether the agent has more than `limit` rows of this model in `table` (then the index pays off).
 
     The probe counts at most limit + 1 rows; a "large" answer is remembered for LARGE_AGENT_TTL seconds, a
-    "small" one for SMALL_AGENT_TTL seconds, for callers that `trust_small` (searches; a write must know).
+    "small" one for SMALL_AGENT_TTL seconds, with the rows counted: a search takes it as it is, a write of
+    `written` rows while the rows counted and written stay within the limit.
     Results never depend on it: the index path falls back to an exact scan when it finds too few rows.
     """
     table = _checked(table)
@@ -335,7 +340,10 @@ async def _is_large(
     now = time.monotonic()
     if cache.large_agents.get(key, 0.0) > now:
         return True
-    if trust_small and cache.small_agents.get(key, 0.0) > now:
+    until, rows = cache.small_agents.get(key, (0.0, 0))
+    if until > now and rows + written <= limit:
+        if written:
+            cache.small_agents[key] = (until, rows + written)
         return False
     probe = text(
         f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE agent_id = :agent AND embedding_model = :model "
@@ -346,7 +354,7 @@ async def _is_large(
         cache.large_agents[key] = time.monotonic() + LARGE_AGENT_TTL
         cache.small_agents.pop(key, None)
         return True
-    cache.small_agents[key] = time.monotonic() + SMALL_AGENT_TTL
+    cache.small_agents[key] = (time.monotonic() + SMALL_AGENT_TTL, int(found or 0))
     return False
 
 
@@ -360,13 +368,15 @@ async def index_when_large(
     exact_scan_limit: int,
 ) -> None:
     """Create `table`'s HNSW index for this dimension once one of these agents outgrows exact scans.
+    `agent_ids` names the agent of each row just written (an agent named once for many rows only makes the
+    check come later, within SMALL_AGENT_TTL seconds).
 
     Until then every search scans its agent exactly, and writes skip the cost of growing a graph (which
     with this index's parameters halves insert speed); the index is then built in one go from the rows
     already there, which also gives a better graph than growing it row by row.
     """
-    for agent_id in set(agent_ids):
-        if await _is_large(session, table, agent_id, model, exact_scan_limit):
+    for agent_id, written in Counter(agent_ids).items():
+        if await _is_large(session, table, agent_id, model, exact_scan_limit, written=written):
             await ensure_vector_index(session, table, dimension)
             return
 
