@@ -4,6 +4,7 @@ bad input, resources, and the background embedding of recorded messages."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,6 +80,7 @@ async def test_recorded_messages_are_found_by_words_and_by_meaning(client: Clien
     assert first["role"] == "user" and first["conversation"] == "chat-1"
     assert first["after"] == "assistant: How lovely! Beagles are friendly and curious dogs."
     assert first["before"] is None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|\+00:00)", first["created_at"])  # no microseconds
 
     by_meaning = await call(client, "conversation_search", query="an airplane trip abroad")
     assert "Lisbon on May 3rd" in by_meaning["results"][0]["text"]
