@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -172,6 +172,30 @@ async def append(
     return results
 
 
+# record_one's two statements, built once: building the upsert for every message cost more CPU than running
+# it (measured in one process: record_one took 3.6-5.2 ms of CPU with statements built per call, 0.8-1.1 ms
+# with these).
+_conversations = cast(Table, Conversation.__table__)
+_first_message = insert(_conversations).values(
+    id=bindparam("id"),
+    owner_id=bindparam("owner"),
+    agent_id=bindparam("agent"),
+    name=bindparam("name"),
+    title="",
+    source=bindparam("source"),
+    message_count=1,
+    last_message_at=bindparam("at"),
+)
+_COUNT_MESSAGE = _first_message.on_conflict_do_update(
+    constraint="conversations_agent_name_key",
+    set_={
+        "message_count": _conversations.c.message_count + 1,
+        "last_message_at": func.greatest(_conversations.c.last_message_at, _first_message.excluded.last_message_at),
+    },
+).returning(_conversations.c.id, _conversations.c.message_count)
+_INSERT_MESSAGE = insert(cast(Table, Message.__table__))
+
+
 async def record_one(
     session: AsyncSession,
     owner_id: uuid.UUID,
@@ -189,38 +213,33 @@ async def record_one(
     if message.external_key is not None:
         raise ValueError("record_one stores messages without an external key; use append")
     created_at = message.created_at or datetime.now(UTC)
-    created = insert(Conversation).values(
-        id=uuid.uuid4(),
-        owner_id=owner_id,
-        agent_id=agent_id,
-        name=conversation,
-        title="",
-        source=source,
-        message_count=1,
-        last_message_at=created_at,
-    )
-    counted = created.on_conflict_do_update(
-        constraint="conversations_agent_name_key",
-        set_={
-            "message_count": Conversation.message_count + 1,
-            "last_message_at": func.greatest(Conversation.last_message_at, created.excluded.last_message_at),
+    counted = await session.execute(
+        _COUNT_MESSAGE,
+        {
+            "id": uuid.uuid4(),
+            "owner": owner_id,
+            "agent": agent_id,
+            "name": conversation,
+            "source": source,
+            "at": created_at,
         },
-    ).returning(Conversation.id, Conversation.message_count)
-    conversation_id, ordinal = (await session.execute(counted)).one()
+    )
+    conversation_id, ordinal = counted.one()
     message_id = uuid.uuid4()
     await session.execute(
-        insert(Message).values(
-            id=message_id,
-            owner_id=owner_id,
-            agent_id=agent_id,
-            conversation_id=conversation_id,
-            ordinal=ordinal,
-            role=message.role,
-            content=message.content,
-            text=message.text,
-            search_call=message.search_call,
-            created_at=created_at,
-        )
+        _INSERT_MESSAGE,
+        {
+            "id": message_id,
+            "owner_id": owner_id,
+            "agent_id": agent_id,
+            "conversation_id": conversation_id,
+            "ordinal": ordinal,
+            "role": message.role,
+            "content": message.content,
+            "text": message.text,
+            "search_call": message.search_call,
+            "created_at": created_at,
+        },
     )
     return StoredMessage(message_id, ordinal, created=True, created_at=created_at)
 

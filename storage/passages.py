@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,6 +61,14 @@ async def existing_ids(
     return {row.content_hash: row.id for row in rows}
 
 
+# Built once (building the statement for each call cost more CPU than running it), run with one parameter set
+# per passage (SQLAlchemy sends them as one multi-row INSERT); RETURNING gives the ids of those inserted.
+_passages = cast(Table, Passage.__table__)
+_INSERT_NEW = (
+    insert(_passages).on_conflict_do_nothing(constraint="passages_agent_content_key").returning(_passages.c.id)
+)
+
+
 async def insert_many(
     session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, model: str, passages: Sequence[NewPassage]
 ) -> list[tuple[uuid.UUID, bool]]:
@@ -82,16 +90,7 @@ async def insert_many(
         }
         for passage in passages
     ]
-    created = set(
-        (
-            await session.scalars(
-                insert(Passage)
-                .values(rows)
-                .on_conflict_do_nothing(constraint="passages_agent_content_key")
-                .returning(Passage.id)
-            )
-        ).all()
-    )
+    created = set((await session.scalars(_INSERT_NEW, rows)).all())
     if len(created) == len(rows):  # every one is new: no need to look up the ids of those already stored
         return [(row["id"], True) for row in rows]
     known = await existing_ids(session, owner_id, agent_id, [row["content_hash"] for row in rows])
