@@ -10,10 +10,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engram.storage.paging import Cursor, keyset_page
 from engram.storage.schema import Agent, AgentBlock, Block, BlockHistory
@@ -30,15 +32,40 @@ async def of_agent(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UU
     return list(rows)
 
 
+# Every edit of a block runs these, so they are built once (building a statement costs about as much CPU as
+# running it). Measured in one process, an append's transaction without the agent's lookup: 4.2-6.7 ms of CPU
+# with the lock built per call and the write flushed by the ORM, 2.1-3.5 ms with these.
+_LOCK_FOR_EDIT = (
+    select(Block)
+    .join(AgentBlock, AgentBlock.block_id == Block.id)
+    .where(
+        AgentBlock.agent_id == bindparam("agent"),
+        AgentBlock.label == bindparam("label"),
+        Block.owner_id == bindparam("owner"),
+    )
+    .with_for_update(of=Block)
+    .execution_options(populate_existing=True)
+)
+_blocks = cast(Table, Block.__table__)
+_RECORD_HISTORY = insert(cast(Table, BlockHistory.__table__))
+_WRITE = (
+    update(_blocks)
+    .where(_blocks.c.id == bindparam("block"))
+    .values(
+        value=bindparam("new_value"),
+        version=bindparam("new_version"),
+        char_limit=bindparam("new_char_limit"),
+        description=bindparam("new_description"),
+        read_only=bindparam("new_read_only"),
+        updated_at=func.now(),
+    )
+    .returning(_blocks.c.updated_at)
+)
+
+
 async def lock_for_edit(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, label: str) -> Block | None:
     """The agent's block with this label, row-locked until the transaction ends (edits never interleave)."""
-    return await session.scalar(
-        select(Block)
-        .join(AgentBlock, AgentBlock.block_id == Block.id)
-        .where(AgentBlock.agent_id == agent_id, AgentBlock.label == label, Block.owner_id == owner_id)
-        .with_for_update(of=Block)
-        .execution_options(populate_existing=True)
-    )
+    return await session.scalar(_LOCK_FOR_EDIT, {"agent": agent_id, "label": label, "owner": owner_id})
 
 
 async def get(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID, label: str) -> Block | None:
@@ -186,12 +213,26 @@ async def write_value(session: AsyncSession, block: Block, new_value: str, actor
 
     The caller holds the row lock from `lock_for_edit`, in the same transaction. The history row keeps the
     value being replaced under its version, with `actor`: what replaced it (and so made the next version).
+    Settings changed by `set_settings` and not yet written go in the same statement as the new value, so the
+    limit is checked against the text stored with it.
     """
-    session.add(BlockHistory(block_id=block.id, version=block.version, value=block.value, actor=actor))
-    block.value = new_value
-    block.version += 1
-    block.updated_at = func.now()
-    await session.flush()
+    with session.no_autoflush:  # the settings must not be flushed on their own before the new value
+        await session.execute(
+            _RECORD_HISTORY, {"block_id": block.id, "version": block.version, "value": block.value, "actor": actor}
+        )
+        written = {
+            "value": new_value,
+            "version": block.version + 1,
+            "char_limit": block.char_limit,
+            "description": block.description,
+            "read_only": block.read_only,
+        }
+        updated_at = await session.scalar(
+            _WRITE,
+            {"block": block.id, **{f"new_{column}": value for column, value in written.items()}},
+        )
+    for column, value in {**written, "updated_at": updated_at}.items():
+        set_committed_value(block, column, value)  # the object shows what is stored, with nothing left to flush
 
 
 def set_settings(

@@ -118,6 +118,10 @@ async def walk_every_letta_call(client: AsyncLetta, mode: str) -> None:
     assert (human.label, human.value) == ("human", "Likes tea.")
     changed = await client.agents.blocks.update("human", agent_id=agent.id, value="Likes coffee.", limit=300)
     assert (changed.id, changed.value, changed.limit) == (human.id, "Likes coffee.", 300)
+    # a limit below the old text with a text within it, and back: both are stored together
+    shorter = await client.agents.blocks.update("human", agent_id=agent.id, value="Tea.", limit=5)
+    longer = await client.agents.blocks.update("human", agent_id=agent.id, value="Likes coffee.", limit=300)
+    assert [(shorter.value, shorter.limit), (longer.value, longer.limit)] == [("Tea.", 5), ("Likes coffee.", 300)]
     assert (await client.agents.blocks.retrieve("human", agent_id=agent.id)).value == "Likes coffee."
 
     # standalone blocks, attached and detached
