@@ -463,4 +463,13 @@ def rescaled(
 
 def ranked(scores: dict[K, float]) -> list[tuple[K, float]]:
     """Best first, ties broken by the id's text so that the order (and so pagination) is stable."""
-    return [(key, round(score, 4)) for key, score in sorted(scores.items(), key=lambda item: (-item[1], str(item[0])))]
+    return [
+        (key, round(score, 4))
+        for key, score in sorted(scores.items(), key=lambda item: (-item[1], _text_order(item[0])))
+    ]
+
+
+def _text_order(key: Hashable) -> object:
+    """What orders keys as their text does: a UUID's number (its text is that number in fixed-width hex, so
+    both order alike, and the number costs no formatting: str() of the ids was ~5% of a search's CPU)."""
+    return key.int if isinstance(key, uuid.UUID) else str(key)
