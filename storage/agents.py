@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engram.storage.paging import Cursor, keyset_page
-from engram.storage.schema import Agent, AgentBlock, Block, Conversation, Message, Passage
+from engram.storage.schema import Agent, AgentBlock, Block, Conversation, Message, Passage, table_of
 
 NAME_KEY = "agents_owner_name_key"
 
@@ -37,8 +37,9 @@ class AgentRef:
 
 # Core, not ORM: no entity to load and no statement to build per call. Measured in one process: a transaction
 # holding this lookup costs about 1.2 ms less CPU than one holding get_by_name's.
-_REF_BY_NAME = select(Agent.__table__.c.id, Agent.__table__.c.name).where(
-    Agent.__table__.c.owner_id == bindparam("owner"), Agent.__table__.c.name == bindparam("name")
+_agents = table_of(Agent)
+_REF_BY_NAME = select(_agents.c.id, _agents.c.name).where(
+    _agents.c.owner_id == bindparam("owner"), _agents.c.name == bindparam("name")
 )
 
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engram.storage.paging import Cursor, keyset_page
-from engram.storage.schema import Agent, AgentBlock, Block, BlockHistory
+from engram.storage.schema import Agent, AgentBlock, Block, BlockHistory, table_of
 
 
 async def of_agent(session: AsyncSession, owner_id: uuid.UUID, agent_id: uuid.UUID) -> list[Block]:
@@ -46,8 +45,8 @@ _LOCK_FOR_EDIT = (
     .with_for_update(of=Block)
     .execution_options(populate_existing=True)
 )
-_blocks = cast(Table, Block.__table__)
-_RECORD_HISTORY = insert(cast(Table, BlockHistory.__table__))
+_blocks = table_of(Block)
+_RECORD_HISTORY = insert(table_of(BlockHistory))
 _WRITE = (
     update(_blocks)
     .where(_blocks.c.id == bindparam("block"))

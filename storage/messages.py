@@ -11,16 +11,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engram.storage import search
 from engram.storage.errors import ConflictError
 from engram.storage.paging import Cursor, keyset_page
-from engram.storage.schema import Conversation, Message, Summary
+from engram.storage.schema import Conversation, Message, Summary, table_of
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ async def append(
 # record_one's two statements, built once: building the upsert for every message cost more CPU than running
 # it (measured in one process: record_one took 3.6-5.2 ms of CPU with statements built per call, 0.8-1.1 ms
 # with these).
-_conversations = cast(Table, Conversation.__table__)
+_conversations = table_of(Conversation)
 _first_message = insert(_conversations).values(
     id=bindparam("id"),
     owner_id=bindparam("owner"),
@@ -193,7 +193,7 @@ _COUNT_MESSAGE = _first_message.on_conflict_do_update(
         "last_message_at": func.greatest(_conversations.c.last_message_at, _first_message.excluded.last_message_at),
     },
 ).returning(_conversations.c.id, _conversations.c.message_count)
-_INSERT_MESSAGE = insert(cast(Table, Message.__table__))
+_INSERT_MESSAGE = insert(table_of(Message))
 
 
 async def record_one(

@@ -12,15 +12,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engram.storage import search, sha256_hex
 from engram.storage.paging import Cursor, keyset_page
-from engram.storage.schema import Passage
+from engram.storage.schema import Passage, table_of
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ async def existing_ids(
 
 # Built once (building the statement for each call cost more CPU than running it), run with one parameter set
 # per passage (SQLAlchemy sends them as one multi-row INSERT); RETURNING gives the ids of those inserted.
-_passages = cast(Table, Passage.__table__)
+_passages = table_of(Passage)
 _INSERT_NEW = (
     insert(_passages).on_conflict_do_nothing(constraint="passages_agent_content_key").returning(_passages.c.id)
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -26,6 +27,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(entity: type[Base]) -> Table:
+    """An entity's table, for Core statements built once (SQLAlchemy types `__table__` as any FromClause)."""
+    return cast(Table, entity.__table__)
 
 
 class Principal(Base):

@@ -12,19 +12,29 @@ import struct
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import numpy
 from psycopg.abc import Buffer
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
-from sqlalchemy import Select, Table, bindparam, case, delete, func, select, text, update
+from sqlalchemy import Select, bindparam, case, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import UserDefinedType
 
 from engram.storage import sha256_hex
-from engram.storage.schema import Agent, AgentBlock, Block, BlockHistory, Conversation, Message, Passage, Summary
+from engram.storage.schema import (
+    Agent,
+    AgentBlock,
+    Block,
+    BlockHistory,
+    Conversation,
+    Message,
+    Passage,
+    Summary,
+    table_of,
+)
 
 BATCH = 1000  # rows fetched from a server-side cursor at a time
 
@@ -309,7 +319,7 @@ async def insert_passages(
         for row in rows
     ]
     await _send_wire_vectors(session)
-    table = cast(Table, Passage.__table__)
+    table = table_of(Passage)
     statement = (
         insert(table)
         .values(embedding=bindparam(WIRED, type_=_Wired()))
@@ -357,7 +367,7 @@ async def insert_messages(
     if rows:
         await _send_wire_vectors(session)
         values = [{"id": uuid.uuid4(), "owner_id": owner_id, "agent_id": agent_id} | _wired(row) for row in rows]
-        statement = insert(cast(Table, Message.__table__)).values(embedding=bindparam(WIRED, type_=_Wired()))
+        statement = insert(table_of(Message)).values(embedding=bindparam(WIRED, type_=_Wired()))
         await session.execute(statement, values)
 
 
